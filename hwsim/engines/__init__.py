@@ -1,0 +1,1 @@
+"""Engines turn a Phase into a PhaseResult following docs/timing-model.md."""

@@ -1,0 +1,139 @@
+"""The unit of work both engines simulate: one phase between two barriers, as plain arrays.
+
+The mapping builds phases from a trace and an architecture; an engine turns a phase into
+per-PE counters. Keeping the phase free of objects-per-event keeps memory flat (see
+docs/timing-model.md for the meaning of every field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Column order of the per-PE counter matrix every engine returns.
+COUNTERS = (
+    "compute",
+    "sram_conflict",
+    "noc_wait",
+    "backpressure",
+    "barrier",
+    "idle",
+    "events",
+    "macs",
+    "acs",
+    "sram_reads",
+    "sram_writes",
+    "flit_hops",
+    "queue_hwm",
+    "packets_sent",
+    "credit_wait",
+    "neuron_updates",
+)
+C = {name: i for i, name in enumerate(COUNTERS)}
+N_COUNTERS = len(COUNTERS)
+# The six classes that partition a phase's cycles for every PE.
+CYCLE_CLASSES = COUNTERS[:6]
+
+MESH, BUS = 0, 1
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The architecture parameters the timing rules read, as integers."""
+
+    rows: int
+    cols: int
+    topology: int  # MESH or BUS
+    queue_depth: int
+    decode_cycles: int
+    banks: int
+    read_latency: int
+    sharing: int
+    hop_latency: int
+    credit_latency: int
+    barrier_latency: int
+
+    @property
+    def n_pe(self) -> int:
+        return self.rows * self.cols
+
+    def as_array(self) -> np.ndarray:
+        return np.array(
+            [
+                self.rows, self.cols, self.topology, self.queue_depth, self.decode_cycles,
+                self.banks, self.read_latency, self.sharing, self.hop_latency,
+                self.credit_latency, self.barrier_latency,
+            ],
+            dtype=np.int64,
+        )
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+@dataclass
+class Phase:
+    """One phase: packets (k), their (packet, destination) pairs (j) and per-PE update work (p)."""
+
+    n_pe: int
+    src: np.ndarray  # [K] sending PE, packets of one source in sending order
+    flits: np.ndarray  # [K]
+    dst_ptr: np.ndarray  # [K+1] CSR into dst
+    dst: np.ndarray  # [J] destination PE, increasing within a packet
+    reads: np.ndarray  # [J] SRAM words
+    cycles: np.ndarray  # [J] MAC-array cycles
+    macs: np.ndarray  # [J]
+    acs: np.ndarray  # [J]
+    upd_reads: np.ndarray  # [P]
+    upd_writes: np.ndarray  # [P]
+    upd_cycles: np.ndarray  # [P]
+    upd_macs: np.ndarray  # [P]
+    upd_neurons: np.ndarray  # [P]
+    extra_barrier: int = 0
+    op_of: np.ndarray | None = None  # [K] op index within the phase (statistics only)
+    label: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("src", "flits", "dst_ptr", "dst", "reads", "cycles", "macs", "acs",
+                     "upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons"):
+            setattr(self, name, _i64(getattr(self, name)))
+        if self.op_of is None:
+            self.op_of = np.zeros(len(self.src), dtype=np.int64)
+        else:
+            self.op_of = _i64(self.op_of)
+
+    @property
+    def n_packets(self) -> int:
+        return len(self.src)
+
+    @classmethod
+    def empty(cls, n_pe: int, **kw) -> "Phase":
+        z = np.zeros(0, dtype=np.int64)
+        zp = np.zeros(n_pe, dtype=np.int64)
+        return cls(n_pe, z, z, np.zeros(1, np.int64), z, z, z, z, z, zp, zp, zp, zp, zp, **kw)
+
+
+@dataclass
+class PhaseResult:
+    cycles: int
+    pe: np.ndarray  # [n_pe, N_COUNTERS] int64
+
+    def __eq__(self, other):
+        return (isinstance(other, PhaseResult) and self.cycles == other.cycles
+                and np.array_equal(self.pe, other.pe))
+
+    def counter(self, name: str) -> np.ndarray:
+        return self.pe[:, C[name]]
+
+    def diff(self, other: "PhaseResult") -> str:
+        """Human-readable first differences, for test failure messages."""
+        out = []
+        if self.cycles != other.cycles:
+            out.append(f"cycles {self.cycles} != {other.cycles}")
+        bad = np.argwhere(self.pe != other.pe)
+        for p, c in bad[:10]:
+            out.append(f"PE {p} {COUNTERS[c]}: {self.pe[p, c]} != {other.pe[p, c]}")
+        return "; ".join(out) or "equal"
