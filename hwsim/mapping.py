@@ -158,22 +158,25 @@ class Mapping:
     def _check_capacity(self):
         """Weights and state must fit each PE's SRAM, or the numbers would describe no chip."""
         a = self.arch
-        words = np.zeros(self.n_pe, dtype=np.float64)
+        bits = np.zeros(self.n_pe, dtype=np.float64)
         for op, pl in zip(self.trace.ops, self.places):
             if op.kind == "linear":
-                words += pl.owned * op.in_width * op.weight_density * a.get("sram.weight_bits")
+                bits += pl.owned * op.in_width * op.weight_density * a.get("sram.weight_bits")
             elif op.kind == "conv1d":
-                words += pl.owned * int(op.params["kernel"]) * a.get("sram.weight_bits")
+                bits += pl.owned * int(op.params["kernel"]) * a.get("sram.weight_bits")
             elif op.kind == "scan":
-                words += pl.owned * int(op.params["d_state"]) * a.get("sram.state_bits")
-            words += pl.owned * a.get("sram.state_bits")
-        need_kib = words.max() / 8 / 1024
-        cap = a.get("sram.capacity_kib") * a.get("sram.sharing")  # a shared SRAM holds the group
+                bits += pl.owned * int(op.params["d_state"]) * a.get("sram.state_bits")
+            bits += pl.owned * a.get("sram.state_bits")
+        sharing = a.get("sram.sharing")  # a shared SRAM holds its whole group's data
+        per_sram = np.bincount(np.arange(self.n_pe) // sharing, weights=bits)
+        need_kib = per_sram.max() / 8 / 1024
+        cap = a.get("sram.capacity_kib") * sharing
         if need_kib > cap:
             raise InputError(
                 f"{a.where('sram.capacity_kib')}: sram.capacity_kib: the trace's weights and state "
-                f"need {need_kib:.1f} KiB on the fullest PE, the architecture has {cap:g} KiB "
-                f"(in {self.mode} mode); use a larger chip or more capacity")
+                f"need {need_kib:.1f} KiB in the fullest SRAM, which holds {cap:g} KiB "
+                f"({sharing} PE(s) x capacity_kib, {self.mode} mode); use a larger chip or more "
+                "capacity")
 
     # -- phases ------------------------------------------------------------------------------
 
