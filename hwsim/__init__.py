@@ -19,7 +19,7 @@ def simulate(arch, trace, *, engine: str = "fast", steps: int | None = None, job
              overrides: dict | None = None, progress: bool = False):
     """Simulate `trace` (path or Trace) on `arch` (path or Arch); returns a Result."""
     from .arch import Arch, load_arch
-    from .simulate import run
+    from .runner import run
     from .trace import Trace, load_trace
 
     if not isinstance(arch, Arch):

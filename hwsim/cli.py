@@ -1,4 +1,4 @@
-"""Command line: `python -m hwsim run|validate ...`.
+"""Command line: `python -m hwsim run|validate|compare|plot|sweep|plot-sweep ...`.
 
 Every user mistake is an InputError: one line on stderr, exit status 2, no traceback.
 """
@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import cli_report, cli_sweep
 from .errors import InputError
 
 
@@ -39,10 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="write the summary as JSON to FILE")
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary text")
     _add_arch_options(run)
+    cli_report.add_run_report_options(run)
 
     val = sub.add_parser("validate", help="check trace (.npz) and architecture (.yaml) files")
     val.add_argument("files", nargs="+")
     _add_arch_options(val)
+    val.set_defaults(handler=cmd_validate)
+    run.set_defaults(handler=cmd_run)
+
+    cli_report.add_report_commands(sub)
+    cli_sweep.add_sweep_commands(sub)
     return ap
 
 
@@ -66,7 +73,8 @@ def _refuse_overwrite(path: str, force: bool, what: str):
 
 
 def cmd_run(args) -> int:
-    from .simulate import run
+    from .report import bottleneck_text
+    from .runner import run
     from .trace import load_trace
 
     _load_plugins(args.plugin)
@@ -80,14 +88,20 @@ def cmd_run(args) -> int:
     if args.out and Path(args.out, "summary.json").exists() and not args.force:
         raise InputError(f"{args.out}: --out: this directory already holds results; "
                          "choose another or pass --force to overwrite them")
+    n_steps = min(args.steps, trace.steps) if args.steps and args.steps > 0 else trace.steps
+    cli_report.check_run_report_options(args, n_steps)  # before a long run, not after
     result = run(trace, arch, engine=args.engine, steps=args.steps, jobs=args.jobs,
                  progress=not args.quiet)
-    if args.out:
-        result.save(args.out, force=args.force)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.summary, indent=2) + "\n")
     if not args.quiet:
         print(format_summary(result.summary))
+        print(bottleneck_text(result))
+    if args.out:
+        written = result.save(args.out, force=args.force)
+        if not args.quiet:
+            print(f"  wrote {len(written)} result files to {args.out}/")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.summary, indent=2) + "\n")
+    cli_report.after_run(args, result, trace, arch)
     return 0
 
 
@@ -131,7 +145,7 @@ def cmd_validate(args) -> int:
     for f in args.files:
         if f.endswith((".yaml", ".yml")):
             arch = _load_arch(f, args.overrides)
-            from .simulate import resolve_engine
+            from .runner import resolve_engine
 
             resolve_engine(arch, "fast")  # the component name must be registered
             print(f"{f}: ok (architecture {arch.name}, {arch.n_pe} PEs)")
@@ -148,7 +162,7 @@ def cmd_validate(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "validate": cmd_validate}[args.command](args)
+        return args.handler(args)
     except InputError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)
         return 2
