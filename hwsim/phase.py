@@ -137,3 +137,72 @@ class PhaseResult:
         for p, c in bad[:10]:
             out.append(f"PE {p} {COUNTERS[c]}: {self.pe[p, c]} != {other.pe[p, c]}")
         return "; ".join(out) or "equal"
+
+
+@dataclass
+class PhaseBatch:
+    """Many independent phases as one set of concatenated arrays (the fast engine's input).
+
+    Phase `i` holds packets `k_off[i]:k_off[i+1]`; `dst_ptr` is one global CSR over the
+    concatenated (packet, destination) pairs; per-PE update work is `[n_phases, n_pe]`.
+    """
+
+    n_pe: int
+    k_off: np.ndarray  # [n+1]
+    src: np.ndarray  # [K]
+    flits: np.ndarray  # [K]
+    dst_ptr: np.ndarray  # [K+1] global
+    dst: np.ndarray  # [J]
+    reads: np.ndarray
+    cycles: np.ndarray
+    macs: np.ndarray
+    acs: np.ndarray
+    upd_reads: np.ndarray  # [n, n_pe]
+    upd_writes: np.ndarray
+    upd_cycles: np.ndarray
+    upd_macs: np.ndarray
+    upd_neurons: np.ndarray
+    extra_barrier: np.ndarray  # [n]
+    op_of: np.ndarray  # [K]
+
+    @property
+    def n_phases(self) -> int:
+        return len(self.k_off) - 1
+
+    def phase(self, i: int) -> Phase:
+        """Phase i as a stand-alone Phase (for the detailed engine and for tests)."""
+        ka, kb = int(self.k_off[i]), int(self.k_off[i + 1])
+        ja, jb = int(self.dst_ptr[ka]), int(self.dst_ptr[kb])
+        return Phase(
+            self.n_pe, self.src[ka:kb], self.flits[ka:kb], self.dst_ptr[ka:kb + 1] - ja,
+            self.dst[ja:jb], self.reads[ja:jb], self.cycles[ja:jb], self.macs[ja:jb],
+            self.acs[ja:jb], self.upd_reads[i], self.upd_writes[i], self.upd_cycles[i],
+            self.upd_macs[i], self.upd_neurons[i], int(self.extra_barrier[i]),
+            op_of=self.op_of[ka:kb],
+        )
+
+    @classmethod
+    def concat(cls, phases: list[Phase]) -> "PhaseBatch":
+        n_pe = phases[0].n_pe if phases else 0
+        ks = np.array([p.n_packets for p in phases], dtype=np.int64)
+        js = np.array([len(p.dst) for p in phases], dtype=np.int64)
+        k_off = np.concatenate([[0], np.cumsum(ks)]).astype(np.int64)
+        j_off = np.concatenate([[0], np.cumsum(js)]).astype(np.int64)
+
+        def cat(name):
+            arrs = [getattr(p, name) for p in phases]
+            return np.concatenate(arrs).astype(np.int64) if arrs else np.zeros(0, np.int64)
+
+        def stack(name):
+            return (np.stack([getattr(p, name) for p in phases]).astype(np.int64) if phases
+                    else np.zeros((0, n_pe), np.int64))
+
+        dst_ptr = np.concatenate(
+            [p.dst_ptr[:-1] + j for p, j in zip(phases, j_off[:-1])] + [j_off[-1:]]
+        ).astype(np.int64)
+        return cls(
+            n_pe, k_off, cat("src"), cat("flits"), dst_ptr, cat("dst"), cat("reads"),
+            cat("cycles"), cat("macs"), cat("acs"), stack("upd_reads"), stack("upd_writes"),
+            stack("upd_cycles"), stack("upd_macs"), stack("upd_neurons"),
+            np.array([p.extra_barrier for p in phases], dtype=np.int64), cat("op_of"),
+        )

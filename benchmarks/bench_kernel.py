@@ -1,0 +1,78 @@
+"""Speed of the fast engine's kernel on a synthetic but realistic op-by-op workload.
+
+8x8 mesh, one linear op 144 -> 576 (9 output neurons per PE) per time step, 30 % of the 144
+input channels active per step, every event multicast to all 64 PEs; 250 steps = 250 phases,
+43 packets and 2,752 (packet, destination) interactions each (688,000 in all).
+
+    pytest benchmarks/bench_kernel.py --benchmark-only
+
+The figure to track is interactions per second (``extra_info``); a full 10 s utterance is
+about 68 M interactions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.engines import fast
+from hwsim.phase import MESH, Phase, Timing
+
+ROWS = COLS = 8
+N_PE = ROWS * COLS
+IN_CH, OUT_CH = 144, 576
+STEPS = 250
+ACTIVE = 0.30
+
+
+def _owner_blocks(n: int, p: int) -> np.ndarray:
+    """Even split of n neurons over p PEs (the first n % p PEs get one more)."""
+    owned = np.full(p, n // p)
+    owned[: n % p] += 1
+    return np.repeat(np.arange(p), owned)
+
+
+def workload(seed: int = 0, steps: int = STEPS) -> list[Phase]:
+    rng = np.random.default_rng(seed)
+    src_of = _owner_blocks(IN_CH, N_PE)
+    owned = np.bincount(_owner_blocks(OUT_CH, N_PE), minlength=N_PE)
+    dests = np.flatnonzero(owned)
+    weight_bits, state_bits, width, lanes = 8, 16, 64, 4
+    reads_d = -(-owned[dests] * weight_bits // width)
+    cycles_d = -(-owned[dests] // lanes)
+    upd_reads = -(-owned * state_bits // width)
+    phases = []
+    for _ in range(steps):
+        ch = np.sort(rng.choice(IN_CH, int(round(ACTIVE * IN_CH)), replace=False))
+        K = len(ch)
+        D = len(dests)
+        phases.append(Phase(
+            N_PE, src_of[ch], np.full(K, 1), np.arange(K + 1) * D, np.tile(dests, K),
+            np.tile(reads_d, K), np.tile(cycles_d, K), np.tile(owned[dests], K),
+            np.zeros(K * D, np.int64), upd_reads, upd_reads, owned * 2, np.zeros(N_PE, np.int64),
+            owned))
+    return phases
+
+
+TIMINGS = {
+    "private_sram": Timing(ROWS, COLS, MESH, queue_depth=16, decode_cycles=1, banks=4,
+                           read_latency=1, sharing=1, hop_latency=1, credit_latency=1,
+                           barrier_latency=4),
+    "shared_sram_shallow_queue": Timing(ROWS, COLS, MESH, queue_depth=4, decode_cycles=1,
+                                        banks=4, read_latency=2, sharing=2, hop_latency=1,
+                                        credit_latency=2, barrier_latency=4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TIMINGS))
+def test_run_phases_speed(benchmark, name):
+    phases = workload()
+    tm = TIMINGS[name]
+    fast.run_phases(phases[:2], tm)  # compile / load the cache outside the timing
+    res = benchmark(fast.run_phases, phases, tm)
+    pairs = sum(len(p.dst) for p in phases)
+    benchmark.extra_info["backend"] = fast.BACKEND
+    benchmark.extra_info["interactions"] = pairs
+    benchmark.extra_info["interactions_per_s"] = pairs / benchmark.stats.stats.mean
+    benchmark.extra_info["total_cycles"] = int(sum(r.cycles for r in res))
+    assert len(res) == STEPS

@@ -1,0 +1,834 @@
+"""Kernel of the fast engine: docs/timing-model.md (rules T1-T7) as one time-ordered loop.
+
+Everything here is integers in flat preallocated int64 arrays, so the same source runs compiled
+by numba (``@njit(cache=True)``) or as plain Python/numpy (no numba installed, or
+``HWSIM_DISABLE_NUMBA=1``), with identical results.
+
+How the rules become a fast exact loop
+--------------------------------------
+* **Bucket queue over cycles.** Future work is kept as events in a ring of ``H`` cycle buckets
+  (events further than ``H`` cycles ahead wait in a small overflow heap). The loop jumps from one
+  non-empty cycle to the next. Inside a cycle, four event classes are handled in a fixed order
+  that realises the rules' same-cycle ordering:
+
+  0. ``RET``     credit returns (T2: a credit returned in cycle t can be taken in cycle t);
+  1. ``HEAD``    a source's next packet reaches the head (T1), then all sends of the cycle, in
+                 increasing source PE index (T2);
+  2. ``REQ``     a packet's head at a router (or the bus) requesting links / ejection ports,
+                 sorted by the packet's rank in (source PE, k) order (T3);
+  3. ``SRAM``    SRAM requests of shared SRAMs, sorted by PE index (T3).
+
+* **Shared units are "free-at" counters.** Every request for a unit reaches the unit in its own
+  request cycle, cycles are processed in increasing order and the requests of one cycle in key
+  order, so a waiting request can never be overtaken: the grant is simply
+  ``g = max(request cycle, free_at)`` and ``free_at = g + occupancy``. This is exactly T3's
+  smallest-(request cycle, ...)-key-first rule, computed eagerly at request time.
+
+* **Cores are FIFO servers computed eagerly.** When an event's ejection grant is known, its
+  entry cycle is known; the core pops it at ``max(entry, core free)``. With private SRAMs
+  (``sharing == 1``) the whole service is known at once; with shared SRAMs the core waits for
+  its ``SRAM`` event. Credit returns go back into the bucket queue.
+
+* **Sources blocked on credits sleep.** A source that fails its credit check registers (through
+  its packet's *destination-set group*) on one destination queue that had no credit; only a
+  credit return at that queue wakes the group. Packets of a group have identical destination
+  sets, so when the lowest blocked source of a group fails in a cycle, all higher ones would fail
+  too and are not examined (exact, and it keeps congested multicast cheap).
+
+* **One flat function per phase.** Work that a stage schedules is staged in flat arrays and
+  filed into the buckets after the stage (every scheduled cycle lies in the future, except the
+  cycle-0 update SRAM requests, which are filed before that cycle's SRAM stage). Helpers are
+  written inline: numba calls that pass arrays cost atomic reference counting per call.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+_PURE = bool(globals().get("_HWSIM_PURE", False)) or os.environ.get(
+    "HWSIM_DISABLE_NUMBA", "").strip() not in ("", "0")
+
+BACKEND = "python"
+if not _PURE:
+    try:
+        import numba as _numba
+
+        BACKEND = "numba"
+    except ImportError:  # pragma: no cover - numba is a dependency, but optional at run time
+        _numba = None
+
+if BACKEND == "numba":
+    def njit(f):
+        return _numba.njit(cache=True, nogil=True)(f)
+
+    def njit_inline(f):
+        # small helpers are inlined at numba-IR level: no call, no array reference counting
+        return _numba.njit(cache=True, nogil=True, inline="always")(f)
+else:
+    def njit(f):
+        return f
+
+    njit_inline = njit
+
+# Timing vector (hwsim.phase.Timing.as_array)
+T_ROWS, T_COLS, T_TOPO, T_DEPTH, T_DECODE, T_BANKS, T_RLAT, T_SHARE, T_HOP, T_CLAT, T_BAR = range(11)
+MESH, BUS = 0, 1
+
+# Counter columns, in hwsim.phase.COUNTERS order (fast.py checks this).
+C_COMPUTE, C_CONFLICT, C_NOC, C_BP, C_BARRIER, C_IDLE, C_EVENTS, C_MACS, C_ACS = range(9)
+C_READS, C_WRITES, C_FLITS, C_HWM, C_SENT, C_CW, C_NEUR = range(9, 16)
+N_COUNTERS = 16
+
+# Event classes (processing order within a cycle)
+E_RET, E_HEAD, E_REQ, E_SRAM = 0, 1, 2, 3
+NCLS = 4
+
+# Per-PE state columns
+P_CF, P_WAIT, P_SERVED, P_TOTAL, P_FH, P_FN, P_UST, P_DONE, P_PJ, P_NREC, P_NPOP, P_OFF, \
+    P_ACTIVE, P_DIRTY = range(14)
+NPF = 14
+
+# Scalar state slots
+S_FREE, S_RING, S_OVN, S_BUS, S_NCAND, S_NDIRTY = range(6)
+
+DENSE_LIMIT = 1 << 22  # (packets x PEs) up to which the (packet, PE) -> pair table is dense
+
+
+@njit
+def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+           ur, uw, uc, um, un, extra, out, ob,
+           order, grp, cw, rmin, rmax, cmin, cmax, pair_of, pk_of_pair, rec_e, rec_p,
+           sp_ptr, sp_end, head_t, inlist, nxt, gcache,
+           g_fail, g_fsrc, g_wait, g_head, g_wnext,
+           credits, dw_head, ps, fifo_e, fifo_j, link_free, port_free, sram_free,
+           ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v, st, tmp, cflag, dirty, mask,
+           sg_t, sg_c, sg_v, ej_p, ej_j, prow, pcol):
+    """Simulate one phase (packets kb..ke-1 of the concatenated arrays); fill out[ob:ob+n_pe].
+
+    Returns the phase's cycle count, or -1 if packets were left unsent (a bug guard)."""
+    rows = tim[T_ROWS]
+    cols = tim[T_COLS]
+    topo = tim[T_TOPO]
+    depth = tim[T_DEPTH]
+    dec = tim[T_DECODE]
+    banks = tim[T_BANKS]
+    rl = tim[T_RLAT]
+    share = tim[T_SHARE]
+    hop = tim[T_HOP]
+    clat = tim[T_CLAT]
+    bar = tim[T_BAR]
+    K = ke - kb
+    jb = dst_ptr[kb]
+    # REQ payload: (packet rank << 16) + router, router n_pe = arrival by the bus
+    dense = K * n_pe <= DENSE_LIMIT
+
+    # ---- per-source packet lists in (source, k) order: order[rank] = local k -------------
+    for s in range(n_pe):
+        sp_end[s] = 0
+    for kl in range(K):
+        sp_end[src[kb + kl]] += 1
+    acc = 0
+    for s in range(n_pe):
+        c = sp_end[s]
+        sp_ptr[s] = acc
+        sp_end[s] = acc
+        acc += c
+    for kl in range(K):
+        s = src[kb + kl]
+        pos = sp_end[s]
+        order[pos] = kl
+        sp_end[s] = pos + 1
+
+    # ---- per-PE state --------------------------------------------------------------------
+    for p in range(n_pe):
+        for f in range(NPF):
+            ps[p, f] = 0
+        ps[p, P_PJ] = -1
+        credits[p] = depth
+        dw_head[p] = -1
+        head_t[p] = 0
+        inlist[p] = 0
+        nxt[p] = -1
+        port_free[p] = 0
+        sram_free[p] = 0
+        for d in range(4):
+            link_free[p * 4 + d] = 0
+    for j in range(dst_ptr[kb], dst_ptr[ke]):
+        ps[dst[j], P_TOTAL] += 1
+    acc = 0
+    for p in range(n_pe):
+        ps[p, P_OFF] = acc
+        acc += ps[p, P_TOTAL]
+        q = ob + p
+        out[q, C_WRITES] = uw[p]
+        out[q, C_NEUR] = un[p]
+        out[q, C_MACS] = um[p]
+        if ps[p, P_TOTAL] > 0 or uc[p] > 0 or ur[p] > 0:
+            ps[p, P_ACTIVE] = 1
+
+    # ---- per-packet tables: pair lookup, XY tree extents, destination-set groups ---------
+    ng = 0
+    ncache = 0
+    for kl in range(K):
+        k = kb + kl
+        j0 = dst_ptr[k]
+        j1 = dst_ptr[k + 1]
+        if topo == MESH:
+            cmin[kl] = cols
+            cmax[kl] = -1
+            for c in range(cols):
+                rmin[kl * cols + c] = rows
+                rmax[kl * cols + c] = -1
+        for j in range(j0, j1):
+            d = dst[j]
+            pk_of_pair[j - jb] = kl
+            if dense:
+                pair_of[kl * n_pe + d] = j - jb
+            if topo == MESH:
+                rr = d // cols
+                cc = d - rr * cols
+                if cc < cmin[kl]:
+                    cmin[kl] = cc
+                if cc > cmax[kl]:
+                    cmax[kl] = cc
+                if rr < rmin[kl * cols + cc]:
+                    rmin[kl * cols + cc] = rr
+                if rr > rmax[kl * cols + cc]:
+                    rmax[kl * cols + cc] = rr
+        # group = identical destination set (checked exactly against a few recent groups)
+        found = -1
+        for ci in range(ncache):
+            rep = gcache[ci]
+            r0 = dst_ptr[kb + rep]
+            if dst_ptr[kb + rep + 1] - r0 != j1 - j0:
+                continue
+            same = True
+            for x in range(j1 - j0):
+                if dst[r0 + x] != dst[j0 + x]:
+                    same = False
+                    break
+            if same:
+                found = grp[rep]
+                break
+        if found < 0:
+            found = ng
+            ng += 1
+            g_fail[found] = -1
+            g_fsrc[found] = -1
+            g_wait[found] = -1
+            g_head[found] = -1
+            g_wnext[found] = -1
+            if ncache < gcache.shape[0]:
+                gcache[ncache] = kl
+                ncache += 1
+            else:
+                gcache[found % gcache.shape[0]] = kl
+        grp[kl] = found
+
+    # ---- cycle 0: every source with packets tries; every PE is examined once -------------
+    free_head = st[S_FREE]
+    ring_n = 0
+    ov_n = 0
+    bus_free = 0
+    nsg = 0  # events staged by the current stage, filed into the buckets after it
+    ncand = 0
+    cfirst = n_pe
+    for s in range(n_pe):
+        cflag[s] = 0
+        if sp_ptr[s] < sp_end[s]:
+            cflag[s] = 1
+            ncand += 1
+            if s < cfirst:
+                cfirst = s
+        ps[s, P_DIRTY] = 1
+        dirty[s] = s
+    ndirty = n_pe
+
+    cur = 0
+    first = True
+    while True:
+        if first:
+            first = False
+        else:
+            # jump to the next non-empty cycle, filing overflow work that comes into range
+            t = cur + 1
+            while True:
+                if ring_n == 0:
+                    if ov_n == 0:
+                        t = -1
+                        break
+                    if ov_t[0] > t:
+                        t = ov_t[0]
+                while ov_n > 0 and ov_t[0] - t <= mask:
+                    tt = ov_t[0]
+                    b = (tt & mask) * NCLS + ov_c[0]
+                    e = free_head
+                    free_head = ev_next[e]
+                    ev_val[e] = ov_v[0]
+                    ev_next[e] = bh[b]
+                    bh[b] = e
+                    bcnt[tt & mask] += 1
+                    ring_n += 1
+                    # pop the overflow heap's root
+                    ov_n -= 1
+                    if ov_n > 0:
+                        xt = ov_t[ov_n]
+                        xc = ov_c[ov_n]
+                        xv = ov_v[ov_n]
+                        i = 0
+                        while True:
+                            l = 2 * i + 1
+                            if l >= ov_n:
+                                break
+                            m = l
+                            if l + 1 < ov_n and ov_t[l + 1] < ov_t[l]:
+                                m = l + 1
+                            if ov_t[m] >= xt:
+                                break
+                            ov_t[i] = ov_t[m]
+                            ov_c[i] = ov_c[m]
+                            ov_v[i] = ov_v[m]
+                            i = m
+                        ov_t[i] = xt
+                        ov_c[i] = xc
+                        ov_v[i] = xv
+                if bcnt[t & mask] > 0:
+                    break
+                t += 1
+            if t < 0:
+                break
+            cur = t
+        t = cur
+        slot = t & mask
+        base = slot * NCLS
+
+        for stage in range(5):
+            if stage == 0:
+                # -- class 0: credit returns, waking the groups that wait on that queue -------
+                e = bh[base + E_RET]
+                bh[base + E_RET] = -1
+                while e >= 0:
+                    d = ev_val[e]
+                    en = ev_next[e]
+                    ev_next[e] = free_head
+                    free_head = e
+                    bcnt[slot] -= 1
+                    ring_n -= 1
+                    credits[d] += 1
+                    G = dw_head[d]
+                    while G >= 0:
+                        g_wait[G] = -1
+                        h = g_head[G]
+                        cflag[h] = 1
+                        ncand += 1
+                        if h < cfirst:
+                            cfirst = h
+                        G = g_wnext[G]
+                    dw_head[d] = -1
+                    e = en
+                # -- class 1: new head packets --------------------------------------------------
+                e = bh[base + E_HEAD]
+                bh[base + E_HEAD] = -1
+                while e >= 0:
+                    h = ev_val[e]
+                    cflag[h] = 1
+                    ncand += 1
+                    if h < cfirst:
+                        cfirst = h
+                    en = ev_next[e]
+                    ev_next[e] = free_head
+                    free_head = e
+                    bcnt[slot] -= 1
+                    ring_n -= 1
+                    e = en
+                # -- sends, in increasing source index (T1, T2) ---------------------------------
+                s = cfirst
+                while ncand > 0:
+                    while cflag[s] == 0:
+                        s += 1
+                    cflag[s] = 0
+                    ncand -= 1
+                    pos = sp_ptr[s]
+                    kl = order[pos]
+                    k = kb + kl
+                    G = grp[kl]
+                    j0 = dst_ptr[k]
+                    j1 = dst_ptr[k + 1]
+                    if g_fail[G] == t and g_fsrc[G] < s:
+                        ok = False  # a lower source with the same destinations failed
+                    elif inlist[s] == 0 and g_wait[G] >= 0:
+                        ok = False  # the group waits on a queue that still has no credit
+                    else:
+                        fail = -1
+                        for j in range(j0, j1):
+                            if credits[dst[j]] == 0:
+                                fail = dst[j]
+                                break
+                        if fail >= 0:
+                            ok = False
+                            g_fail[G] = t
+                            g_fsrc[G] = s
+                            if g_wait[G] < 0:
+                                g_wait[G] = fail
+                                g_wnext[G] = dw_head[fail]
+                                dw_head[fail] = G
+                        else:
+                            ok = True
+                            for j in range(j0, j1):
+                                credits[dst[j]] -= 1
+                    if not ok:
+                        if inlist[s] == 0:
+                            # into the group's blocked list, sorted by source index
+                            h = g_head[G]
+                            if h < 0 or s < h:
+                                nxt[s] = h
+                                g_head[G] = s
+                            else:
+                                prev = h
+                                while nxt[prev] >= 0 and nxt[prev] < s:
+                                    prev = nxt[prev]
+                                nxt[s] = nxt[prev]
+                                nxt[prev] = s
+                            inlist[s] = 1
+                        continue
+                    if inlist[s] == 1:
+                        # s was its group's lowest blocked source: the next one tries now
+                        h = nxt[s]
+                        g_head[G] = h
+                        inlist[s] = 0
+                        if h >= 0:
+                            cflag[h] = 1
+                            ncand += 1
+                    w = t - head_t[s]
+                    cw[kl] = w
+                    out[ob + s, C_CW] += w
+                    out[ob + s, C_SENT] += 1
+                    if j1 > j0:
+                        sg_t[nsg] = t + 1
+                        sg_c[nsg] = E_REQ
+                        sg_v[nsg] = (pos << 16) + s
+                        nsg += 1
+                    sp_ptr[s] = pos + 1
+                    if pos + 1 < sp_end[s]:
+                        head_t[s] = t + 1
+                        sg_t[nsg] = t + 1
+                        sg_c[nsg] = E_HEAD
+                        sg_v[nsg] = s
+                        nsg += 1
+                cfirst = n_pe
+
+            elif stage == 1 or stage == 3:
+                # -- gather class 2 (heads at routers / bus) or class 3 (SRAM requests), sorted
+                cls = E_REQ if stage == 1 else E_SRAM
+                e = bh[base + cls]
+                if e < 0:
+                    continue
+                bh[base + cls] = -1
+                n = 0
+                while e >= 0:
+                    tmp[n] = ev_val[e]
+                    n += 1
+                    en = ev_next[e]
+                    ev_next[e] = free_head
+                    free_head = e
+                    e = en
+                bcnt[slot] -= n
+                ring_n -= n
+                if n > 48:
+                    tmp[:n] = np.sort(tmp[:n])
+                else:
+                    for i in range(1, n):
+                        x = tmp[i]
+                        j = i - 1
+                        while j >= 0 and tmp[j] > x:
+                            tmp[j + 1] = tmp[j]
+                            j -= 1
+                        tmp[j + 1] = x
+                if stage == 1:
+                    # links, bus and ejection ports (T3, T4), in (source, k) rank order
+                    for i in range(n):
+                        v = tmp[i]
+                        pos = v >> 16
+                        r = v & 0xFFFF
+                        kl = order[pos]
+                        k = kb + kl
+                        s = src[k]
+                        f = flits[k]
+                        j0 = dst_ptr[k]
+                        j1 = dst_ptr[k + 1]
+                        nej = 0
+                        if topo == MESH:
+                            rr = prow[r]
+                            rc = pcol[r]
+                            sr = prow[s]
+                            sc = pcol[s]
+                            # outgoing links of the XY multicast tree at router r: E, W, N, S
+                            for dr in range(4):
+                                if dr == 0:
+                                    go = rr == sr and rc >= sc and cmax[kl] > rc
+                                    nb = r + 1
+                                elif dr == 1:
+                                    go = rr == sr and rc <= sc and cmin[kl] < rc
+                                    nb = r - 1
+                                elif dr == 2:
+                                    go = rr <= sr and rmin[kl * cols + rc] < rr
+                                    nb = r - cols
+                                else:
+                                    go = rr >= sr and rmax[kl * cols + rc] > rr
+                                    nb = r + cols
+                                if go:
+                                    lid = r * 4 + dr
+                                    g = link_free[lid]
+                                    if g < t:
+                                        g = t
+                                    link_free[lid] = g + f
+                                    out[ob + s, C_FLITS] += f
+                                    sg_t[nsg] = g + hop
+                                    sg_c[nsg] = E_REQ
+                                    sg_v[nsg] = (pos << 16) + nb
+                                    nsg += 1
+                            # is router r's PE a destination?
+                            if dense:
+                                jl = pair_of[kl * n_pe + r]
+                            else:
+                                lo = j0
+                                hi = j1
+                                while lo < hi:
+                                    mid = (lo + hi) >> 1
+                                    if dst[mid] < r:
+                                        lo = mid + 1
+                                    else:
+                                        hi = mid
+                                jl = lo - jb if lo < j1 and dst[lo] == r else -1
+                            if jl >= 0:
+                                ej_p[0] = r
+                                ej_j[0] = jl
+                                nej = 1
+                        elif r == s:
+                            # sent last cycle: the source's own PE ejects, the rest takes the bus
+                            others = False
+                            for j in range(j0, j1):
+                                if dst[j] == s:
+                                    ej_p[nej] = s
+                                    ej_j[nej] = j - jb
+                                    nej += 1
+                                else:
+                                    others = True
+                            if others:
+                                g = bus_free
+                                if g < t:
+                                    g = t
+                                bus_free = g + f
+                                out[ob + s, C_FLITS] += f
+                                sg_t[nsg] = g + hop
+                                sg_c[nsg] = E_REQ
+                                sg_v[nsg] = (pos << 16) + n_pe
+                                nsg += 1
+                        else:
+                            for j in range(j0, j1):
+                                d = dst[j]
+                                if d != s:
+                                    ej_p[nej] = d
+                                    ej_j[nej] = j - jb
+                                    nej += 1
+                        # ejection ports: granted at g, the event enters the queue at g + flits
+                        for x in range(nej):
+                            p = ej_p[x]
+                            g = port_free[p]
+                            if g < t:
+                                g = t
+                            en_t = g + f
+                            port_free[p] = en_t
+                            idx = ps[p, P_FH] + ps[p, P_FN]
+                            if idx >= depth:
+                                idx -= depth
+                            idx += p * depth
+                            fifo_e[idx] = en_t
+                            fifo_j[idx] = ej_j[x]
+                            ps[p, P_FN] += 1
+                            rec_e[ps[p, P_OFF] + ps[p, P_NREC]] = en_t
+                            ps[p, P_NREC] += 1
+                            if ps[p, P_DIRTY] == 0:
+                                ps[p, P_DIRTY] = 1
+                                dirty[ndirty] = p
+                                ndirty += 1
+                else:
+                    # shared SRAMs (T3): (request cycle, PE) order
+                    for i in range(n):
+                        p = tmp[i]
+                        jl = ps[p, P_PJ]
+                        if jl >= 0:
+                            rd = reads[jb + jl]
+                            cy = cyc[jb + jl]
+                        else:
+                            rd = ur[p]
+                            cy = uc[p]
+                        busy = (rd + banks - 1) // banks
+                        sid = p // share
+                        g = sram_free[sid]
+                        if g < t:
+                            g = t
+                        sram_free[sid] = g + busy
+                        out[ob + p, C_CONFLICT] += g - t
+                        tdone = g + busy + rl - 1 + cy
+                        ps[p, P_WAIT] = 0
+                        if jl >= 0:
+                            ps[p, P_CF] = tdone
+                            ps[p, P_SERVED] += 1
+                            if ps[p, P_DIRTY] == 0:
+                                ps[p, P_DIRTY] = 1
+                                dirty[ndirty] = p
+                                ndirty += 1
+                        else:
+                            ps[p, P_DONE] = tdone
+                            ps[p, P_UST] = 2
+
+            else:
+                # -- cores (T5) and end-of-phase updates (T6) of the PEs that changed -----------
+                for di in range(ndirty):
+                    p = dirty[di]
+                    ps[p, P_DIRTY] = 0
+                    q = ob + p
+                    while ps[p, P_WAIT] == 0:
+                        if ps[p, P_FN] == 0:
+                            if ps[p, P_SERVED] == ps[p, P_TOTAL] and ps[p, P_UST] == 0:
+                                tu = ps[p, P_CF]
+                                rd = ur[p]
+                                cy = uc[p]
+                                ps[p, P_UST] = 2
+                                if rd > 0:
+                                    busy = (rd + banks - 1) // banks
+                                    out[q, C_COMPUTE] += busy + rl - 1 + cy
+                                    out[q, C_READS] += rd
+                                    if share == 1:
+                                        ps[p, P_DONE] = tu + busy + rl - 1 + cy
+                                    else:
+                                        ps[p, P_UST] = 1
+                                        ps[p, P_PJ] = -1
+                                        ps[p, P_WAIT] = 1
+                                        sg_t[nsg] = tu
+                                        sg_c[nsg] = E_SRAM
+                                        sg_v[nsg] = p
+                                        nsg += 1
+                                else:
+                                    out[q, C_COMPUTE] += cy
+                                    ps[p, P_DONE] = tu + cy
+                            break
+                        # pop the head of the input queue
+                        idx = p * depth + ps[p, P_FH]
+                        en_t = fifo_e[idx]
+                        jl = fifo_j[idx]
+                        fh = ps[p, P_FH] + 1
+                        ps[p, P_FH] = 0 if fh == depth else fh
+                        ps[p, P_FN] -= 1
+                        cf = ps[p, P_CF]
+                        pop = en_t if en_t > cf else cf
+                        wait = pop - cf
+                        bp = cw[pk_of_pair[jl]]
+                        if bp > wait:
+                            bp = wait
+                        out[q, C_BP] += bp
+                        out[q, C_NOC] += wait - bp
+                        rec_p[ps[p, P_OFF] + ps[p, P_NPOP]] = pop
+                        ps[p, P_NPOP] += 1
+                        sg_t[nsg] = pop + clat
+                        sg_c[nsg] = E_RET
+                        sg_v[nsg] = p
+                        nsg += 1
+                        j = jb + jl
+                        rd = reads[j]
+                        cy = cyc[j]
+                        out[q, C_EVENTS] += 1
+                        out[q, C_MACS] += macs[j]
+                        out[q, C_ACS] += acs[j]
+                        t1 = pop + dec
+                        if rd > 0:
+                            busy = (rd + banks - 1) // banks
+                            out[q, C_READS] += rd
+                            out[q, C_COMPUTE] += dec + busy + rl - 1 + cy
+                            if share == 1:
+                                ps[p, P_CF] = t1 + busy + rl - 1 + cy
+                                ps[p, P_SERVED] += 1
+                            else:
+                                ps[p, P_PJ] = jl
+                                ps[p, P_WAIT] = 1
+                                sg_t[nsg] = t1
+                                sg_c[nsg] = E_SRAM
+                                sg_v[nsg] = p
+                                nsg += 1
+                        else:
+                            out[q, C_COMPUTE] += dec + cy
+                            ps[p, P_CF] = t1 + cy
+                            ps[p, P_SERVED] += 1
+                ndirty = 0
+
+            # -- file the staged events: bucket ring, or overflow heap when beyond the ring ----
+            for i in range(nsg):
+                tt = sg_t[i]
+                if tt - cur > mask:
+                    x = ov_n
+                    ov_n += 1
+                    while x > 0:
+                        par = (x - 1) >> 1
+                        if ov_t[par] <= tt:
+                            break
+                        ov_t[x] = ov_t[par]
+                        ov_c[x] = ov_c[par]
+                        ov_v[x] = ov_v[par]
+                        x = par
+                    ov_t[x] = tt
+                    ov_c[x] = sg_c[i]
+                    ov_v[x] = sg_v[i]
+                else:
+                    b = (tt & mask) * NCLS + sg_c[i]
+                    e = free_head
+                    free_head = ev_next[e]
+                    ev_val[e] = sg_v[i]
+                    ev_next[e] = bh[b]
+                    bh[b] = e
+                    bcnt[tt & mask] += 1
+                    ring_n += 1
+            nsg = 0
+    st[S_FREE] = free_head
+
+    # ---- barrier (T7) and the per-PE classes ---------------------------------------------
+    ok = True
+    for s in range(n_pe):
+        if sp_ptr[s] != sp_end[s]:
+            ok = False
+    maxdone = 0
+    for p in range(n_pe):
+        if ps[p, P_ACTIVE] == 1:
+            if ps[p, P_UST] != 2 or ps[p, P_SERVED] != ps[p, P_TOTAL]:
+                ok = False
+            if ps[p, P_DONE] > maxdone:
+                maxdone = ps[p, P_DONE]
+    pc = maxdone + bar + extra
+    for p in range(n_pe):
+        q = ob + p
+        if ps[p, P_ACTIVE] == 1:
+            out[q, C_BARRIER] = pc - ps[p, P_DONE]
+        else:
+            out[q, C_IDLE] = pc
+        # queue high-water mark: occupancy at each entry, pops of that cycle not yet removed
+        off = ps[p, P_OFF]
+        i = 0
+        best = 0
+        for m in range(ps[p, P_TOTAL]):
+            en_t = rec_e[off + m]
+            while rec_p[off + i] < en_t:
+                i += 1
+            if m + 1 - i > best:
+                best = m + 1 - i
+        out[q, C_HWM] = best
+    if dense:
+        for j in range(dst_ptr[kb], dst_ptr[ke]):
+            pair_of[pk_of_pair[j - jb] * n_pe + dst[j]] = -1
+    if not ok:
+        return -1
+    return pc
+
+
+@njit
+def run_many(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+             ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits):
+    """Run every phase i (packets k_off[i]..k_off[i+1]-1, PEs i*n_pe..(i+1)*n_pe-1).
+
+    ``dst_ptr`` is one global CSR over the concatenated pairs. ``out`` must be zero.
+    Returns 0, or the index+1 of a phase that failed the internal consistency check."""
+    n_pe = tim[T_ROWS] * tim[T_COLS]
+    depth = tim[T_DEPTH]
+    n_phases = k_off.shape[0] - 1
+    maxk = 1
+    maxj = 1
+    maxev = 16
+    maxdense = 1
+    for i in range(n_phases):
+        K = k_off[i + 1] - k_off[i]
+        J = dst_ptr[k_off[i + 1]] - dst_ptr[k_off[i]]
+        if K > maxk:
+            maxk = K
+        if J > maxj:
+            maxj = J
+        if tim[T_TOPO] == MESH:
+            ev = J + 2 * n_pe + K * (tim[T_COLS] + 1) + J * tim[T_ROWS] + 16
+        else:
+            ev = J + 2 * n_pe + 2 * K + 16
+        if ev > maxev:
+            maxev = ev
+        if K * n_pe <= DENSE_LIMIT and K * n_pe > maxdense:
+            maxdense = K * n_pe
+    cols = tim[T_COLS]
+    order = np.zeros(maxk, np.int64)
+    grp = np.zeros(maxk, np.int64)
+    cw = np.zeros(maxk, np.int64)
+    rmin = np.zeros(maxk * cols, np.int64)
+    rmax = np.zeros(maxk * cols, np.int64)
+    cmin = np.zeros(maxk, np.int64)
+    cmax = np.zeros(maxk, np.int64)
+    pair_of = np.full(maxdense, -1, np.int64)
+    pk_of_pair = np.zeros(maxj, np.int64)
+    rec_e = np.zeros(maxj, np.int64)
+    rec_p = np.zeros(maxj, np.int64)
+    sp_ptr = np.zeros(n_pe, np.int64)
+    sp_end = np.zeros(n_pe, np.int64)
+    head_t = np.zeros(n_pe, np.int64)
+    inlist = np.zeros(n_pe, np.int64)
+    nxt = np.zeros(n_pe, np.int64)
+    gcache = np.zeros(8, np.int64)
+    g_fail = np.zeros(maxk, np.int64)
+    g_fsrc = np.zeros(maxk, np.int64)
+    g_wait = np.zeros(maxk, np.int64)
+    g_head = np.zeros(maxk, np.int64)
+    g_wnext = np.zeros(maxk, np.int64)
+    credits = np.zeros(n_pe, np.int64)
+    dw_head = np.zeros(n_pe, np.int64)
+    ps = np.zeros((n_pe, NPF), np.int64)
+    fifo_e = np.zeros(n_pe * depth, np.int64)
+    fifo_j = np.zeros(n_pe * depth, np.int64)
+    link_free = np.zeros(n_pe * 4, np.int64)
+    port_free = np.zeros(n_pe, np.int64)
+    sram_free = np.zeros(n_pe, np.int64)
+    ev_val = np.zeros(maxev, np.int64)
+    ev_next = np.zeros(maxev, np.int64)
+    for i in range(maxev):
+        ev_next[i] = i + 1
+    ev_next[maxev - 1] = -1
+    H = 1 << ring_bits
+    mask = H - 1
+    bh = np.full(H * NCLS, -1, np.int64)
+    bcnt = np.zeros(H, np.int64)
+    ov_t = np.zeros(maxev, np.int64)
+    ov_c = np.zeros(maxev, np.int64)
+    ov_v = np.zeros(maxev, np.int64)
+    st = np.zeros(8, np.int64)
+    tmp = np.zeros(maxev, np.int64)
+    cflag = np.zeros(n_pe + 1, np.int64)
+    dirty = np.zeros(n_pe + 1, np.int64)
+    sg_t = np.zeros(maxev, np.int64)
+    sg_c = np.zeros(maxev, np.int64)
+    sg_v = np.zeros(maxev, np.int64)
+    ej_p = np.zeros(n_pe + 1, np.int64)
+    ej_j = np.zeros(n_pe + 1, np.int64)
+    prow = np.zeros(n_pe, np.int64)
+    pcol = np.zeros(n_pe, np.int64)
+    for p in range(n_pe):
+        prow[p] = p // cols
+        pcol[p] = p % cols
+    for i in range(n_phases):
+        pb = i * n_pe
+        pc = _phase(tim, n_pe, k_off[i], k_off[i + 1], dst_ptr, src, flits, dst, reads, cyc,
+                    macs, acs, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
+                    um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
+                    order, grp, cw, rmin, rmax, cmin, cmax, pair_of, pk_of_pair, rec_e, rec_p,
+                    sp_ptr, sp_end, head_t, inlist, nxt, gcache,
+                    g_fail, g_fsrc, g_wait, g_head, g_wnext,
+                    credits, dw_head, ps, fifo_e, fifo_j, link_free, port_free, sram_free,
+                    ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v, st, tmp, cflag, dirty, mask,
+                    sg_t, sg_c, sg_v, ej_p, ej_j, prow, pcol)
+        if pc < 0:
+            return i + 1
+        phase_cycles[i] = pc
+    return 0

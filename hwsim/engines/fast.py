@@ -1,0 +1,168 @@
+"""The fast engine: a compiled, time-ordered kernel for docs/timing-model.md.
+
+``run_phase(phase, timing)`` and ``run_phases(phases, timing)`` return the same
+:class:`~hwsim.phase.PhaseResult` as the detailed engine, counter for counter and cycle for
+cycle. ``run_phases`` concatenates many phases into one kernel call (the hot path of a full
+utterance). The kernel (:mod:`hwsim.engines._kernel`) is compiled with numba when it is
+available; with ``HWSIM_DISABLE_NUMBA=1`` (or without numba) the same source runs as plain
+Python, slower but never different. ``BACKEND`` says which; ``backend="python"`` forces the
+pure path for one call (used by the tests to compare the two).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+
+from hwsim.engines import _kernel
+from hwsim.errors import InputError
+from hwsim.phase import BUS, COUNTERS, MESH, N_COUNTERS, Phase, PhaseResult, Timing
+
+BACKEND = _kernel.BACKEND
+
+# The kernel's counter columns must be the contract's.
+assert N_COUNTERS == _kernel.N_COUNTERS
+assert COUNTERS.index("compute") == _kernel.C_COMPUTE
+assert COUNTERS.index("idle") == _kernel.C_IDLE
+assert COUNTERS.index("queue_hwm") == _kernel.C_HWM
+assert COUNTERS.index("neuron_updates") == _kernel.C_NEUR
+assert COUNTERS.index("sram_reads") == _kernel.C_READS
+assert COUNTERS.index("flit_hops") == _kernel.C_FLITS
+assert COUNTERS.index("credit_wait") == _kernel.C_CW
+
+RING_BITS = 12  # 4096 cycle buckets; work further ahead waits in an overflow heap
+
+_pure_module = None
+
+
+def _pure_kernel():
+    """A second copy of the kernel module with numba off (same source, plain Python)."""
+    global _pure_module
+    if _kernel.BACKEND == "python":
+        return _kernel
+    if _pure_module is None:
+        name = "hwsim.engines._kernel_pure"
+        spec = importlib.util.spec_from_file_location(name, _kernel.__file__)
+        mod = importlib.util.module_from_spec(spec)
+        mod.__dict__["_HWSIM_PURE"] = True
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        assert mod.BACKEND == "python"
+        _pure_module = mod
+    return _pure_module
+
+
+def _check_timing(timing: Timing) -> np.ndarray:
+    tim = timing.as_array()
+    if timing.topology not in (MESH, BUS):
+        raise InputError(f"timing.topology: expected MESH (0) or BUS (1), got {timing.topology}")
+    for name, lo in (("rows", 1), ("cols", 1), ("queue_depth", 1), ("decode_cycles", 1),
+                     ("banks", 1), ("read_latency", 1), ("sharing", 1), ("hop_latency", 1),
+                     ("credit_latency", 1), ("barrier_latency", 0)):
+        v = getattr(timing, name)
+        if int(v) != v or v < lo:
+            raise InputError(f"timing.{name}: expected an integer >= {lo}, got {v!r}")
+    return tim
+
+
+def _check_phase(i: int, ph: Phase, n_pe: int) -> None:
+    where = f"phase {i}" + (f" ({ph.label})" if ph.label else "")
+    if ph.n_pe != n_pe:
+        raise InputError(f"{where}: n_pe {ph.n_pe} != timing rows*cols {n_pe}")
+    K = len(ph.src)
+    if len(ph.flits) != K or len(ph.dst_ptr) != K + 1:
+        raise InputError(f"{where}: src, flits and dst_ptr must have K, K and K+1 entries")
+    J = len(ph.dst)
+    if ph.dst_ptr[0] != 0 or ph.dst_ptr[-1] != J or np.any(np.diff(ph.dst_ptr) < 0):
+        raise InputError(f"{where}: dst_ptr must rise from 0 to len(dst)")
+    for name in ("reads", "cycles", "macs", "acs"):
+        a = getattr(ph, name)
+        if len(a) != J or (J and a.min() < 0):
+            raise InputError(f"{where}: {name} must have one entry >= 0 per (packet, destination)")
+    for name in ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons"):
+        a = getattr(ph, name)
+        if len(a) != n_pe or (n_pe and a.min() < 0):
+            raise InputError(f"{where}: {name} must have one entry >= 0 per PE")
+    if K:
+        if ph.src.min() < 0 or ph.src.max() >= n_pe:
+            raise InputError(f"{where}: src out of range 0..{n_pe - 1}")
+        if ph.flits.min() < 1:
+            raise InputError(f"{where}: flits must be >= 1")
+    if J:
+        if ph.dst.min() < 0 or ph.dst.max() >= n_pe:
+            raise InputError(f"{where}: dst out of range 0..{n_pe - 1}")
+        # strictly increasing within each packet
+        inc = np.diff(ph.dst) > 0
+        starts = ph.dst_ptr[1:-1]
+        brk = np.zeros(max(J - 1, 0), dtype=bool)
+        starts = starts[(starts > 0) & (starts < J)]
+        brk[starts - 1] = True
+        if not np.all(inc | brk):
+            raise InputError(f"{where}: destinations of a packet must be strictly increasing")
+    if int(ph.extra_barrier) < 0:
+        raise InputError(f"{where}: extra_barrier must be >= 0")
+
+
+def run_phases(phases: list[Phase], timing: Timing, *, backend: str | None = None,
+               validate: bool = True) -> list[PhaseResult]:
+    """Simulate many phases (independent, each from empty queues) in one kernel call."""
+    tim = _check_timing(timing)
+    n_pe = timing.n_pe
+    if n_pe >= 1 << 16:
+        raise InputError(f"timing: {n_pe} PEs; the fast engine supports fewer than 65536")
+    n = len(phases)
+    if validate:
+        for i, ph in enumerate(phases):
+            _check_phase(i, ph, n_pe)
+    if n == 0:
+        return []
+    ks = np.fromiter((len(ph.src) for ph in phases), np.int64, n)
+    k_off = np.zeros(n + 1, np.int64)
+    np.cumsum(ks, out=k_off[1:])
+    js = np.fromiter((len(ph.dst) for ph in phases), np.int64, n)
+    j_off = np.zeros(n + 1, np.int64)
+    np.cumsum(js, out=j_off[1:])
+    K = int(k_off[-1])
+    dst_ptr = np.empty(K + 1, np.int64)
+    dst_ptr[-1] = j_off[-1]
+    if K:
+        dst_ptr[:K] = np.concatenate([ph.dst_ptr[:-1] for ph in phases])
+        dst_ptr[:K] += np.repeat(j_off[:-1], ks)
+
+    def cat(name, size):
+        arrs = [getattr(ph, name) for ph in phases]
+        return np.concatenate(arrs).astype(np.int64, copy=False) if size else np.zeros(0, np.int64)
+
+    J = int(j_off[-1])
+    src = cat("src", K)
+    flits = cat("flits", K)
+    dst = cat("dst", J)
+    reads = cat("reads", J)
+    cyc = cat("cycles", J)
+    macs = cat("macs", J)
+    acs = cat("acs", J)
+    ur = cat("upd_reads", 1)
+    uw = cat("upd_writes", 1)
+    uc = cat("upd_cycles", 1)
+    um = cat("upd_macs", 1)
+    un = cat("upd_neurons", 1)
+    extra = np.fromiter((int(ph.extra_barrier) for ph in phases), np.int64, n)
+    out = np.zeros((n * n_pe, N_COUNTERS), np.int64)
+    pcs = np.zeros(n, np.int64)
+    kern = _pure_kernel() if backend == "python" else _kernel
+    if backend not in (None, "python", "numba"):
+        raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
+    if backend == "numba" and _kernel.BACKEND != "numba":
+        raise RuntimeError("numba backend requested but numba is unavailable or disabled")
+    status = kern.run_many(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+                           ur, uw, uc, um, un, extra, out, pcs, RING_BITS)
+    if status != 0:  # pragma: no cover - internal consistency guard
+        raise RuntimeError(f"fast engine: phase {status - 1} did not complete (kernel bug)")
+    return [PhaseResult(int(pcs[i]), out[i * n_pe:(i + 1) * n_pe]) for i in range(n)]
+
+
+def run_phase(phase: Phase, timing: Timing, *, backend: str | None = None) -> PhaseResult:
+    """Simulate one phase (docs/timing-model.md) and return its per-PE counters."""
+    return run_phases([phase], timing, backend=backend)[0]
