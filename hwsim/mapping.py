@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InputError
-from .phase import Phase
+from .phase import Phase, PhaseBatch, ranges
 from .trace import Trace
 
 MODES = ("op_by_op", "layer_pipelined")
@@ -180,68 +180,94 @@ class Mapping:
 
     # -- phases ------------------------------------------------------------------------------
 
-    def _op_packets(self, i: int, t: int):
-        """Packets and (packet, destination) work of op i's input events at step t."""
-        pl = self.places[i]
-        idx, _ = self.trace.step(i, t)
-        idx = idx.astype(np.int64)
-        starts, ends = pl.dst_ptr[idx], pl.dst_ptr[idx + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        # flat positions of every (event, destination) pair
-        offs = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        pos = offs + np.arange(total, dtype=np.int64)
-        src = pl.src_of_channel[idx]
-        if self.multicast:
-            ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-            src_k = src
-        else:  # one unicast packet per destination, in destination order
-            ptr = np.arange(total + 1, dtype=np.int64)
-            src_k = np.repeat(src, counts)
-        ops = pl.ops[pos]
-        zero = np.zeros_like(ops)
-        macs, acs = (zero, ops) if pl.binary else (ops, zero)
-        return src_k, ptr, pl.dst[pos], pl.reads[pos], pl.cycles[pos], macs, acs
-
-    def phase(self, ops: list[int], t: int, label: str = "") -> Phase:
-        """One phase holding the given ops' input events at step t (concatenated in op order)."""
-        parts = [self._op_packets(i, t) for i in ops]
-        src = np.concatenate([p[0] for p in parts])
-        ptrs, base = [], 0
-        for p in parts:
-            ptrs.append(p[1][:-1] + base)
-            base += int(p[1][-1])
-        dst_ptr = np.concatenate(ptrs + [np.array([base], dtype=np.int64)])
-        flits = np.concatenate([np.full(len(p[0]), self.places[i].flits, dtype=np.int64)
-                                for i, p in zip(ops, parts)])
-        op_of = np.concatenate([np.full(len(p[0]), i, dtype=np.int64) for i, p in zip(ops, parts)])
-        pls = [self.places[i] for i in ops]
-        # an op's update work runs only in the phases where that op runs
-        return Phase(
-            n_pe=self.n_pe, src=src, flits=flits, dst_ptr=dst_ptr,
-            dst=np.concatenate([p[2] for p in parts]),
-            reads=np.concatenate([p[3] for p in parts]),
-            cycles=np.concatenate([p[4] for p in parts]),
-            macs=np.concatenate([p[5] for p in parts]),
-            acs=np.concatenate([p[6] for p in parts]),
-            upd_reads=sum(p.upd_reads for p in pls), upd_writes=sum(p.upd_writes for p in pls),
-            upd_cycles=sum(p.upd_cycles for p in pls), upd_macs=sum(p.upd_macs for p in pls),
-            upd_neurons=sum(p.upd_neurons for p in pls),
-            extra_barrier=max(p.extra_barrier for p in pls), op_of=op_of, label=label,
-        )
-
     def phase_keys(self, steps: int) -> list[tuple[int, int | None]]:
         """(step, op) for op_by_op, (step, None) for layer_pipelined, in execution order."""
         if self.mode == "op_by_op":
             return [(t, i) for t in range(steps) for i in range(len(self.trace.ops))]
         return [(t, None) for t in range(steps)]
 
+    def batch(self, keys: list[tuple[int, int | None]]) -> PhaseBatch:
+        """The phases of `keys` as one compact PhaseBatch, built with whole-array numpy
+        operations: packets point into per-op cost tables instead of copying them per pair.
+
+        A phase (t, i) holds op i's input events at step t; a phase (t, None) holds every op's,
+        concatenated in op order. Within an op, packets follow the input channel order, which is
+        the order in which each source PE emits them.
+        """
+        n_ops, P = len(self.trace.ops), self.n_pe
+        # (phase number, step) pairs each op takes part in
+        wants: list[list[tuple[int, int]]] = [[] for _ in range(n_ops)]
+        for n, (t, i) in enumerate(keys):
+            for op in (range(n_ops) if i is None else (i,)):
+                wants[op].append((n, t))
+        parts = [self._packets(op, w) for op, w in enumerate(wants) if w]
+        phase_of = _cat([q[0] for q in parts])
+        order = np.argsort(phase_of, kind="stable")  # phase, then op, then channel
+        counts = _cat([q[2] for q in parts])[order]
+        # each op's first pair indexes its own cost table; shift it into the concatenated tables
+        table_off = np.cumsum([0] + [len(q[4][0]) for q in parts[:-1]])
+        pair_lo = _cat([q[3] + off for q, off in zip(parts, table_off)])[order]
+        tables = [_cat([q[4][f] for q in parts]) for f in range(5)]
+        k_off = np.searchsorted(phase_of[order], np.arange(len(keys) + 1)).astype(np.int64)
+
+        # update work per phase: one op's, or (index n_ops) the sum over all ops
+        row = np.array([n_ops if i is None else i for _, i in keys], dtype=np.int64)
+        upd = {f: self._update_table(f)[row] for f in _UPDATES}
+        extra = self._update_table("extra_barrier")[row]
+        return PhaseBatch(
+            P, k_off, _cat([q[1] for q in parts])[order],
+            _cat([q[5] for q in parts])[order],
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), *tables,
+            *(upd[f] for f in _UPDATES), extra, _cat([q[6] for q in parts])[order],
+            pair_lo=pair_lo,
+        )
+
+    def _update_table(self, field: str) -> np.ndarray:
+        """Per-op update arrays stacked [n_ops + 1, ...], the last row for all ops together."""
+        cache = self.__dict__.setdefault("_tables", {})
+        if field not in cache:
+            per_op = np.array([getattr(pl, field) for pl in self.places], dtype=np.int64)
+            total = per_op.max(axis=0) if field == "extra_barrier" else per_op.sum(axis=0)
+            cache[field] = np.concatenate([per_op, total[None]])
+        return cache[field]
+
+    def _packets(self, i: int, wants: list[tuple[int, int]]):
+        """Op i's packets at the wanted steps: phase, src, pair count, first pair, pair arrays
+        (dst, reads, cycles, macs, acs), flits and op, all per packet except the pair arrays."""
+        pl, ev = self.places[i], self.trace.events[i]
+        n_of, t_of = (np.array(x, dtype=np.int64) for x in zip(*wants))
+        lo, hi = ev.indptr[t_of], ev.indptr[t_of + 1]
+        ev_pos = ranges(lo, hi - lo)
+        phase = np.repeat(n_of, hi - lo)
+        idx = ev.index[ev_pos].astype(np.int64)
+        starts, counts = pl.dst_ptr[idx], np.diff(pl.dst_ptr)[idx]
+        src = pl.src_of_channel[idx]
+        ops = pl.ops
+        zero = np.zeros_like(ops)
+        macs, acs = (zero, ops) if pl.binary else (ops, zero)
+        tables = (pl.dst, pl.reads, pl.cycles, macs, acs)
+        if not self.multicast:  # one unicast packet per destination, in destination order
+            pos = ranges(starts, counts)
+            phase, src = np.repeat(phase, counts), np.repeat(src, counts)
+            starts, counts = pos, np.ones_like(pos)
+        k = len(src)
+        return (phase, src, counts, starts, tables, np.full(k, pl.flits, np.int64),
+                np.full(k, i, np.int64))
+
     def build(self, key: tuple[int, int | None]) -> Phase:
+        """One phase, for the detailed engine and for tests."""
+        ph = self.batch([key]).phase(0)
         t, i = key
-        if i is None:
-            return self.phase(list(range(len(self.trace.ops))), t, label=f"step {t}")
-        return self.phase([i], t, label=f"step {t} {self.trace.ops[i].name}")
+        ph.label = f"step {t}" if i is None else f"step {t} {self.trace.ops[i].name}"
+        return ph
 
     def phases(self, steps: int) -> Iterator[tuple[tuple[int, int | None], Phase]]:
         for key in self.phase_keys(steps):
             yield key, self.build(key)
+
+
+_UPDATES = ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons")
+
+
+def _cat(arrays) -> np.ndarray:
+    return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)

@@ -7,7 +7,7 @@ docs/timing-model.md for the meaning of every field).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -164,19 +164,41 @@ class PhaseBatch:
     upd_neurons: np.ndarray
     extra_barrier: np.ndarray  # [n]
     op_of: np.ndarray  # [K]
+    # Compact form: when set, packet k's pairs are rows pair_lo[k] .. pair_lo[k] + count of the
+    # pair arrays (dst, reads, cycles, macs, acs), which are then per-op cost tables shared by
+    # every packet on the same input channel; dst_ptr still numbers the pairs 0..J-1.
+    pair_lo: np.ndarray | None = None
 
     @property
     def n_phases(self) -> int:
         return len(self.k_off) - 1
 
+    def pair_rows(self, ka: int = 0, kb: int | None = None) -> np.ndarray:
+        """Row of the pair arrays holding each pair of packets ka..kb-1."""
+        kb = len(self.src) if kb is None else kb
+        ja, jb = int(self.dst_ptr[ka]), int(self.dst_ptr[kb])
+        if self.pair_lo is None:
+            return np.arange(ja, jb, dtype=np.int64)
+        return ranges(self.pair_lo[ka:kb], np.diff(self.dst_ptr[ka:kb + 1]))
+
+    def materialize(self) -> "PhaseBatch":
+        """The same batch with one row of pair arrays per pair (pair_lo unset)."""
+        if self.pair_lo is None:
+            return self
+        rows = self.pair_rows()
+        return replace(self, dst=self.dst[rows], reads=self.reads[rows],
+                       cycles=self.cycles[rows], macs=self.macs[rows], acs=self.acs[rows],
+                       pair_lo=None)
+
     def phase(self, i: int) -> Phase:
         """Phase i as a stand-alone Phase (for the detailed engine and for tests)."""
         ka, kb = int(self.k_off[i]), int(self.k_off[i + 1])
-        ja, jb = int(self.dst_ptr[ka]), int(self.dst_ptr[kb])
+        ja = int(self.dst_ptr[ka])
+        rows = self.pair_rows(ka, kb)
         return Phase(
             self.n_pe, self.src[ka:kb], self.flits[ka:kb], self.dst_ptr[ka:kb + 1] - ja,
-            self.dst[ja:jb], self.reads[ja:jb], self.cycles[ja:jb], self.macs[ja:jb],
-            self.acs[ja:jb], self.upd_reads[i], self.upd_writes[i], self.upd_cycles[i],
+            self.dst[rows], self.reads[rows], self.cycles[rows], self.macs[rows],
+            self.acs[rows], self.upd_reads[i], self.upd_writes[i], self.upd_cycles[i],
             self.upd_macs[i], self.upd_neurons[i], int(self.extra_barrier[i]),
             op_of=self.op_of[ka:kb],
         )
@@ -206,3 +228,11 @@ class PhaseBatch:
             stack("upd_cycles"), stack("upd_macs"), stack("upd_neurons"),
             np.array([p.extra_barrier for p in phases], dtype=np.int64), cat("op_of"),
         )
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + c) for every (s, c): the flat positions of CSR rows."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    before = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+    return np.repeat(np.asarray(starts, dtype=np.int64) - before, counts) + np.arange(total)
