@@ -318,7 +318,9 @@ PARAMS: dict[str, Param] = {
               "after each op; `layer_pipelined`: ops on disjoint PE groups, one barrier per step.",
               choices=("op_by_op", "layer_pipelined")),
         Param("mapping", "strategy", str, "even", "", "How an op's output neurons are spread over "
-              "its PEs (`even`: contiguous blocks).", choices=("even",)),
+              "its PEs (`even`: contiguous, equal blocks; `balanced`: in proportion to the work "
+              "the trace puts on them, and PE groups sized by op work in `layer_pipelined`).",
+              choices=("even", "balanced")),
         # energy
         Param("energy", "mac_pj", float, REQUIRED, "pJ/MAC", "One multiply-accumulate (graded "
               "event).", min=0),

@@ -53,18 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _load_plugins(specs):
+def load_plugins(specs):
+    """Import what the user asked for: entry points, then each --plugin."""
     from .components import registry
 
     registry.load_entry_points()
-    for spec in specs:
+    for spec in specs or ():
         registry.load_plugin(spec)
 
 
-def _load_arch(path, overrides):
+def load_arch_args(path, overrides):
+    """An architecture with its --set KEY=VALUE overrides."""
     from .arch import load_arch, parse_override
 
-    return load_arch(path, dict(parse_override(o) for o in overrides))
+    return load_arch(path, dict(parse_override(o) for o in overrides or ()))
 
 
 def _refuse_overwrite(path: str, force: bool, what: str):
@@ -77,9 +79,9 @@ def cmd_run(args) -> int:
     from .runner import run
     from .trace import load_trace
 
-    _load_plugins(args.plugin)
+    load_plugins(args.plugin)
     overrides = list(args.overrides) + ([f"mapping.mode={args.mode}"] if args.mode else [])
-    arch = _load_arch(args.arch, overrides)
+    arch = load_arch_args(args.arch, overrides)
     trace = load_trace(args.trace)
     if args.jobs < 1:
         raise InputError(f"--jobs: expected an integer >= 1, got {args.jobs}")
@@ -141,10 +143,10 @@ def format_summary(s: dict) -> str:
 def cmd_validate(args) -> int:
     from .trace import load_trace
 
-    _load_plugins(args.plugin)
+    load_plugins(args.plugin)
     for f in args.files:
         if f.endswith((".yaml", ".yml")):
-            arch = _load_arch(f, args.overrides)
+            arch = load_arch_args(f, args.overrides)
             from .runner import resolve_engine
 
             resolve_engine(arch, "fast")  # the component name must be registered

@@ -38,20 +38,6 @@ def _wrote(paths) -> str:
     return "\n".join(f"  wrote {p} ({human_size(Path(p).stat().st_size)})" for p in paths)
 
 
-def _load_plugins(specs):
-    from .components import registry
-
-    registry.load_entry_points()
-    for spec in specs or ():
-        registry.load_plugin(spec)
-
-
-def _load_arch(path, overrides):
-    from .arch import load_arch, parse_override
-
-    return load_arch(path, dict(parse_override(o) for o in overrides or ()))
-
-
 def _dir_for_output(path: str, flag: str) -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
@@ -212,8 +198,10 @@ def cmd_compare(args) -> int:
         if (out / "compare.csv").exists() and not args.force:
             raise InputError(f"{out}: --out: this directory already holds a comparison "
                              "(compare.csv); choose another or pass --force to overwrite it")
-    _load_plugins(args.plugin)
-    arch = _load_arch(args.arch, args.overrides)
+    from .cli import load_arch_args, load_plugins
+
+    load_plugins(args.plugin)
+    arch = load_arch_args(args.arch, args.overrides)
     from .trace import load_trace
 
     traces = [load_trace(t) for t in args.traces]  # all validated before any run starts

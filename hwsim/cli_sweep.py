@@ -100,28 +100,3 @@ def cmd_plot_sweep(args) -> int:
     for p in plot_sweep(args.dir, x=args.x, y=args.y, dest=args.out):
         print(f"wrote {p}")
     return 0
-
-
-SWEEP_COMMANDS = {"sweep": cmd_sweep, "plot-sweep": cmd_plot_sweep}
-
-
-def main(argv=None) -> int:
-    """`python -m hwsim.cli_sweep sweep|plot-sweep ...` (the same as `python -m hwsim ...`)."""
-    import sys
-
-    ap = argparse.ArgumentParser(prog="python -m hwsim.cli_sweep",
-                                 description="Design-space sweeps.")
-    add_sweep_commands(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(argv)
-    try:
-        return args.handler(args)
-    except InputError as e:
-        print(f"hwsim: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hwsim: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

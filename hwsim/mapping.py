@@ -63,6 +63,10 @@ class Mapping:
             raise InputError(f"mapping.mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
         self.n_pe = arch.n_pe
         self.multicast = bool(arch.get("noc.multicast"))
+        self.strategy = arch.get("mapping.strategy")
+        # events per input channel over the whole trace: what the balanced strategy weighs
+        self.channel_events = [np.bincount(ev.index, minlength=op.in_width)
+                               for op, ev in zip(trace.ops, trace.events)]
         self.groups = self._groups()
         self.places: list[OpPlacement] = []
         index = {op.name: i for i, op in enumerate(trace.ops)}
@@ -77,8 +81,11 @@ class Mapping:
         n_ops, P = len(self.trace.ops), self.n_pe
         if self.mode == "op_by_op":
             return [np.arange(P, dtype=np.int64)] * n_ops
-        if n_ops <= P:  # disjoint contiguous groups, sizes as even as possible
-            sizes = even_split(P, n_ops)
+        if n_ops <= P:  # disjoint contiguous groups
+            if self.strategy == "balanced":  # sizes in proportion to each op's work
+                sizes = _proportional(P, [self._op_work(i) for i in range(n_ops)])
+            else:  # sizes as even as possible
+                sizes = even_split(P, n_ops)
             starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
             return [np.arange(s, s + z, dtype=np.int64) for s, z in zip(starts, sizes)]
         # more ops than PEs: consecutive ops share one PE
@@ -91,10 +98,64 @@ class Mapping:
         owned[group] = per
         return owner, owned
 
+    # -- the balanced strategy: weigh the work the trace will put on each neuron --------------
+
+    def _event_cycles(self, op, fan: int) -> int:
+        """Core cycles one event costs a PE holding `fan` of its targets (T5, no conflicts)."""
+        a = self.arch
+        bits = a.get("sram.state_bits") if op.kind == "scan" else a.get("sram.weight_bits")
+        reads = 0 if op.kind in ("elementwise", "norm") else -(-fan * bits // a.get(
+            "sram.bank_width_bits"))
+        sram = -(-reads // a.get("sram.banks")) + a.get("sram.read_latency") - 1 if reads else 0
+        return a.get("pe.decode_cycles") + sram + -(-fan // a.get("pe.mac_lanes"))
+
+    def _update_cycles(self, op, owned: int) -> int:
+        a = self.arch
+        if op.kind == "scan":
+            return owned * -(-2 * int(op.params["d_state"]) // a.get("pe.mac_lanes"))
+        return owned * a.get("pe.neuron_update_cycles")
+
+    def _op_work(self, i: int) -> float:
+        """Cycles op i would keep one PE busy for, over the whole trace."""
+        op = self.trace.ops[i]
+        events = float(self.channel_events[i].sum())
+        fan = {"linear": op.out_width, "conv1d": op.params.get("kernel", 1),
+               "scan": op.params.get("d_state", 1)}.get(op.kind, 1)
+        per_event = self._event_cycles(op, fan)
+        return events * per_event + self.trace.steps * self._update_cycles(op, op.out_width)
+
+    def _balanced_owner(self, i: int, group: np.ndarray) -> np.ndarray:
+        op, steps = self.trace.ops[i], self.trace.steps
+        if op.kind == "linear":
+            # every event reaches every owner: choose how many PEs to use so that the slowest
+            # (events x event cost + update) is least, then the fewest PEs (fewer deliveries)
+            events = self.channel_events[i].sum() / max(steps, 1)
+            best = None
+            for u in range(1, len(group) + 1):
+                top = -(-op.out_width // u)
+                est = events * self._event_cycles(op, top) + self._update_cycles(op, top)
+                if best is None or est < best[0]:
+                    best = (est, u)
+            return np.repeat(group[: best[1]], even_split(op.out_width, best[1]))
+        # one owner per event: cut the neurons, in order, into contiguous runs of equal load
+        # (contiguity keeps producer and consumer of a channel close on the mesh)
+        fan = {"conv1d": op.params.get("kernel", 1), "scan": op.params.get("d_state", 1)}
+        per_event = self._event_cycles(op, fan.get(op.kind, 1))
+        hits = np.bincount(np.arange(op.in_width) % op.out_width,
+                           weights=self.channel_events[i], minlength=op.out_width)
+        load = hits * per_event + steps * self._update_cycles(op, 1)
+        mid = np.cumsum(load) - load / 2  # each neuron's centre on the cumulative load
+        j = np.floor(mid / load.sum() * len(group)).astype(np.int64)
+        return group[np.clip(j, 0, len(group) - 1)]
+
     def _place(self, i: int, src: int | None) -> OpPlacement:
         op, a = self.trace.ops[i], self.arch
         group = self.groups[i]
-        owner, owned = self._owner(op.out_width, group)
+        if self.strategy == "balanced":
+            owner = self._balanced_owner(i, group)
+            owned = np.bincount(owner, minlength=self.n_pe).astype(np.int64)
+        else:
+            owner, owned = self._owner(op.out_width, group)
         if src is None:  # the model input arrives spread over the op's own group
             src_owner, _ = self._owner(op.in_width, group)
             src_of_channel = src_owner
@@ -264,6 +325,17 @@ class Mapping:
     def phases(self, steps: int) -> Iterator[tuple[tuple[int, int | None], Phase]]:
         for key in self.phase_keys(steps):
             yield key, self.build(key)
+
+
+def _proportional(total: int, weights) -> np.ndarray:
+    """Split `total` PEs in proportion to `weights`, at least one each (largest remainder)."""
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-9)
+    spare = total - len(w)
+    share = w / w.sum() * spare
+    sizes = 1 + np.floor(share).astype(np.int64)
+    rest = total - int(sizes.sum())
+    sizes[np.argsort(-(share - np.floor(share)), kind="stable")[:rest]] += 1
+    return sizes
 
 
 _UPDATES = ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons")

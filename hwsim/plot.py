@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .phase import CYCLE_CLASSES
+from .result import CLASSES as CYCLE_CLASSES
 
 # file names written by plot_all, in the order returned
 PLOT_FILES = {
@@ -36,7 +36,8 @@ CLASS_LABELS = {
     "sram_conflict": "SRAM bank conflict",
     "noc_wait": "NoC wait",
     "backpressure": "queue-full back-pressure",
-    "barrier": "barrier wait (load imbalance)",
+    "imbalance": "barrier wait (load imbalance)",
+    "sync": "barrier latency",
     "idle": "idle",
 }
 CLASS_COLORS = {
@@ -44,7 +45,8 @@ CLASS_COLORS = {
     "sram_conflict": "#ff7f0e",
     "noc_wait": "#1f77b4",
     "backpressure": "#9467bd",
-    "barrier": "#d62728",
+    "imbalance": "#d62728",
+    "sync": "#8c564b",
     "idle": "#c7c7c7",
 }
 COMPONENT_LABELS = {

@@ -10,15 +10,16 @@
 
 from __future__ import annotations
 
-from .phase import CYCLE_CLASSES
+from .result import CLASSES as CYCLE_CLASSES
+from .result import STALLS
 
-STALLS = ("sram_conflict", "noc_wait", "backpressure", "barrier", "idle")
 LABELS = {
     "compute": "compute",
     "sram_conflict": "SRAM bank conflict",
     "noc_wait": "NoC wait",
     "backpressure": "queue-full back-pressure",
-    "barrier": "barrier wait (load imbalance)",
+    "imbalance": "barrier wait (load imbalance)",
+    "sync": "barrier latency (synchronisation)",
     "idle": "idle PEs",
 }
 HINTS = {
@@ -27,8 +28,10 @@ HINTS = {
                 "little work per PE",
     "backpressure": "sources wait for queue credits: deeper queues (pe.queue_depth) or faster "
                     "cores",
-    "barrier": "work is spread unevenly over the PEs and the fastest wait for the slowest at "
-               "each barrier (load imbalance, plus the barrier latency)",
+    "imbalance": "work is spread unevenly over the PEs and the fastest wait for the slowest at "
+                 "each barrier: a balanced mapping (mapping.strategy=balanced)",
+    "sync": "the barriers themselves cost the time: fewer, larger phases "
+            "(mapping.mode=layer_pipelined has one barrier per step instead of one per op)",
     "idle": "many PEs get no work at all: the ops are narrower than the chip (a smaller chip or "
             "layer_pipelined mode)",
 }

@@ -12,9 +12,11 @@ import pandas as pd
 
 from .energy import COMPONENTS, energy_pj
 from .errors import InputError
-from .phase import C, COUNTERS, CYCLE_CLASSES
+from .runner import R, RUN_COUNTERS
 
-STALLS = ("sram_conflict", "noc_wait", "backpressure", "barrier", "idle")
+# How a PE's cycles are reported: the engines' six classes with `barrier` cut in two.
+CLASSES = ("compute", "sram_conflict", "noc_wait", "backpressure", "imbalance", "sync", "idle")
+STALLS = CLASSES[1:]
 TABLES = ("ops", "phases", "pes", "steps")
 
 
@@ -44,23 +46,24 @@ class Result:
     @classmethod
     def from_run(cls, trace, arch, mapping, acc, starts, *, engine, notes, wall_s):
         n_pe, clock = mapping.n_pe, float(arch.get("chip.clock_mhz"))
-        cycles = np.asarray(acc.cycles, dtype=np.int64)
-        rows = np.asarray(acc.rows, dtype=np.int64).reshape(len(cycles), len(COUNTERS))
+        cycles, rows = acc.phase_cycles, acc.phase_rows
 
-        ph = pd.DataFrame(rows, columns=COUNTERS)
+        ph = pd.DataFrame(rows, columns=RUN_COUNTERS)
         ph.insert(0, "step", [k[0] for k in acc.keys])
         ph.insert(1, "op", [trace.ops[k[1]].name if k[1] is not None else "*" for k in acc.keys])
         ph.insert(2, "start_cycle", starts)
         ph.insert(3, "cycles", cycles)
+        _add_imbalance(ph)
         e_ph = energy_pj(rows, cycles, n_pe, arch)
         ph["energy_pj"] = sum(e_ph.values())
 
         pe_cycles = np.full(n_pe, cycles.sum())
         e_pe = energy_pj(acc.pe, pe_cycles, 1, arch)
-        pes = pd.DataFrame(acc.pe, columns=COUNTERS)
+        pes = pd.DataFrame(acc.pe, columns=RUN_COUNTERS)
         pes.insert(0, "pe", np.arange(n_pe))
         pes.insert(1, "row", np.arange(n_pe) // arch.get("chip.mesh_cols"))
         pes.insert(2, "col", np.arange(n_pe) % arch.get("chip.mesh_cols"))
+        _add_imbalance(pes)
         pes["energy_pj"] = sum(e_pe.values())
 
         step_cycles = np.bincount(ph["step"], weights=cycles, minlength=trace.steps).astype(np.int64)
@@ -79,17 +82,19 @@ class Result:
             ops[name] = acc.op[:, j]
         if mapping.mode == "op_by_op":
             ops["cycles"] = acc.op_cycles
-            for name in CYCLE_CLASSES + ("flit_hops", "sram_writes", "neuron_updates"):
-                ops[name] = acc.op_phase[:, C[name]]
+            for name in ("compute", "sram_conflict", "noc_wait", "backpressure", "barrier",
+                         "sync", "idle", "flit_hops", "sram_writes", "neuron_updates"):
+                ops[name] = acc.op_phase[:, R[name]]
+            _add_imbalance(ops)
             ops["energy_pj"] = sum(energy_pj(acc.op_phase, acc.op_cycles, n_pe, arch).values())
         # in layer_pipelined mode ops share phases: their cycles are not separable
 
-        total = rows.sum(axis=0) if len(rows) else np.zeros(len(COUNTERS), np.int64)
-        total[C["queue_hwm"]] = rows[:, C["queue_hwm"]].max(initial=0)  # a peak, not a sum
+        total = rows.sum(axis=0) if len(rows) else np.zeros(len(RUN_COUNTERS), np.int64)
+        total[R["queue_hwm"]] = rows[:, R["queue_hwm"]].max(initial=0)  # a peak, not a sum
         e_tot = {k: float(v.sum()) for k, v in e_ph.items()}
         summary = _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot,
                            ops, clock)
-        busy = acc.step_pe[:, :, C["compute"]]
+        busy = acc.step_pe[:, :, R["compute"]]
         return cls(summary, ops, ph, pes, st, busy)
 
     # -- saving ------------------------------------------------------------------------------
@@ -128,7 +133,9 @@ def _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot, 
     time_ms = n_cycles / (clock * 1e3)
     audio_ms = trace.steps * trace.step_ms
     pe_cycles = n_cycles * n_pe
-    split = {k: int(total[C[k]]) for k in CYCLE_CLASSES}
+    split = {k: int(total[R[k]]) for k in CLASSES if k != "imbalance"}
+    split["imbalance"] = int(total[R["barrier"]] - total[R["sync"]])
+    split = {k: split[k] for k in CLASSES}
     stall = max(STALLS, key=lambda k: split[k])
     per_op = []
     for row in ops.itertuples(index=False):
@@ -149,16 +156,21 @@ def _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot, 
         "steps_over_deadline": int((cycles_per_step(cycles, trace, mapping) / (clock * 1e3)
                                     > trace.step_ms).sum()),
         "energy_pj": float(sum(e_tot.values())), "energy_by_component_pj": e_tot,
-        "events": int(trace_events(ops)), "deliveries": int(total[C["events"]]),
-        "macs": int(total[C["macs"]]), "acs": int(total[C["acs"]]),
-        "sram_reads": int(total[C["sram_reads"]]), "sram_writes": int(total[C["sram_writes"]]),
-        "flit_hops": int(total[C["flit_hops"]]), "queue_hwm": int(total[C["queue_hwm"]]),
+        "events": int(trace_events(ops)), "deliveries": int(total[R["events"]]),
+        "macs": int(total[R["macs"]]), "acs": int(total[R["acs"]]),
+        "sram_reads": int(total[R["sram_reads"]]), "sram_writes": int(total[R["sram_writes"]]),
+        "flit_hops": int(total[R["flit_hops"]]), "queue_hwm": int(total[R["queue_hwm"]]),
         "cycle_split_pe_cycles": split,
         "utilization": split["compute"] / pe_cycles if pe_cycles else 0.0,
         "bottleneck": {"class": stall, "pe_cycles": split[stall],
                        "share": split[stall] / pe_cycles if pe_cycles else 0.0},
         "wall_s": wall_s, "ops": per_op,
     }
+
+
+def _add_imbalance(df: pd.DataFrame):
+    """Barrier wait beyond the barrier's own latency: PEs done early waiting for the slowest."""
+    df["imbalance"] = df["barrier"] - df["sync"]
 
 
 def trace_events(ops: pd.DataFrame) -> int:

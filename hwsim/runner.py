@@ -20,7 +20,12 @@ from tqdm.auto import tqdm
 from .components import registry
 from .errors import InputError
 from .mapping import Mapping
-from .phase import C, N_COUNTERS, Phase, PhaseResult
+from .phase import COUNTERS, N_COUNTERS, PhaseBatch
+
+# What a run accumulates: the engines' counters plus `sync`, the part of each PE's barrier wait
+# that is the barrier's own latency (the rest of `barrier` is load imbalance).
+RUN_COUNTERS = COUNTERS + ("sync",)
+R = {name: i for i, name in enumerate(RUN_COUNTERS)}
 from .trace import Trace
 
 ENGINES = ("fast", "detailed")
@@ -39,8 +44,8 @@ class Accumulator:
     n_ops: int
     steps: int
     keys: list = field(default_factory=list)  # (step, op or None) per phase
-    cycles: list = field(default_factory=list)
-    rows: list = field(default_factory=list)  # per phase: counters summed over PEs (hwm: max)
+    cycles: list = field(default_factory=list)  # arrays of phase cycles, one per batch
+    rows: list = field(default_factory=list)  # arrays [n, N]: counters summed over PEs
     pe: np.ndarray = None  # [n_pe, N] over all phases (hwm: max)
     step_pe: np.ndarray = None  # [steps, n_pe, N] (hwm: max)
     op: np.ndarray = None  # [n_ops, len(OP_COUNTS)]
@@ -49,52 +54,73 @@ class Accumulator:
 
     def __post_init__(self):
         z = np.zeros
-        self.pe = z((self.n_pe, N_COUNTERS), np.int64)
-        self.step_pe = z((self.steps, self.n_pe, N_COUNTERS), np.int64)
+        self.pe = z((self.n_pe, len(RUN_COUNTERS)), np.int64)
+        self.step_pe = z((self.steps, self.n_pe, len(RUN_COUNTERS)), np.int64)
         self.op = z((self.n_ops, len(OP_COUNTS)), np.int64)
-        self.op_phase = z((self.n_ops, N_COUNTERS), np.int64)
+        self.op_phase = z((self.n_ops, len(RUN_COUNTERS)), np.int64)
         self.op_cycles = z(self.n_ops, np.int64)
 
-    def add(self, key, phase: Phase, res: PhaseResult):
-        t, i = key
-        hwm = C["queue_hwm"]
-        row = res.pe.sum(axis=0)
-        row[hwm] = res.pe[:, hwm].max(initial=0)
-        self.keys.append(key)
-        self.cycles.append(res.cycles)
-        self.rows.append(row)
-        self._sum(self.pe, res.pe)
-        self._sum(self.step_pe[t], res.pe)
+    def add(self, keys, batch: PhaseBatch, cycles: np.ndarray, counters: np.ndarray,
+            barrier_latency: int):
+        """Take in a batch's results: cycles [n], counters [n, n_pe, N]."""
+        hwm = R["queue_hwm"]
+        busy = counters[:, :, R["idle"]] == 0  # idle PEs wait for nothing: they have no work
+        sync = busy * (barrier_latency + batch.extra_barrier)[:, None]
+        counters = np.concatenate([counters, sync[:, :, None]], axis=2)
+        rows = counters.sum(axis=1)
+        rows[:, hwm] = counters[:, :, hwm].max(axis=1, initial=0)
+        self.keys += list(keys)
+        self.cycles.append(np.asarray(cycles, dtype=np.int64))
+        self.rows.append(rows)
+        self._sum(self.pe, counters.sum(axis=0), counters[:, :, hwm].max(axis=0, initial=0))
+        steps = np.array([k[0] for k in keys], dtype=np.int64)
+        for t in np.unique(steps):
+            sel = counters[steps == t]
+            self._sum(self.step_pe[t], sel.sum(axis=0), sel[:, :, hwm].max(axis=0))
         # static per-op counts: which op each (packet, destination) pair belongs to
-        per_dest = np.diff(phase.dst_ptr)
-        op_j = np.repeat(phase.op_of, per_dest)
         n = self.n_ops
-        self.op[:, 0] += np.bincount(phase.op_of, minlength=n)[:n] if len(phase.op_of) else 0
-        if len(op_j):
-            self.op[:, 1] += np.bincount(op_j, minlength=n)
-            self.op[:, 2] += np.bincount(op_j, weights=phase.macs, minlength=n).astype(np.int64)
-            self.op[:, 3] += np.bincount(op_j, weights=phase.acs, minlength=n).astype(np.int64)
-            self.op[:, 4] += np.bincount(op_j, weights=phase.reads, minlength=n).astype(np.int64)
-        if i is not None:
-            self._sum(self.op_phase[i : i + 1], row[None, :])
-            self.op_cycles[i] += res.cycles
+        per_pair = np.diff(batch.dst_ptr)
+        op_pair = np.repeat(batch.op_of, per_pair)
+        rows_of_pairs = batch.pair_rows()
+        self.op[:, 0] += np.bincount(batch.op_of, minlength=n)
+        self.op[:, 1] += np.bincount(op_pair, minlength=n)
+        for col, arr in ((2, batch.macs), (3, batch.acs), (4, batch.reads)):
+            w = arr[rows_of_pairs]
+            self.op[:, col] += np.bincount(op_pair, weights=w, minlength=n).astype(np.int64)
+        ops = np.array([-1 if k[1] is None else k[1] for k in keys], dtype=np.int64)
+        for i in np.unique(ops[ops >= 0]):
+            sel = rows[ops == i]
+            self._sum(self.op_phase[i], sel.sum(axis=0), sel[:, hwm].max())
+            self.op_cycles[i] += int(np.asarray(cycles)[ops == i].sum())
 
     @staticmethod
-    def _sum(into: np.ndarray, add: np.ndarray):
-        hwm = C["queue_hwm"]
+    def _sum(into: np.ndarray, total: np.ndarray, peak):
+        """Add counters, keeping the queue high-water mark a maximum."""
+        hwm = R["queue_hwm"]
         keep = into[..., hwm].copy()
-        into += add
-        into[..., hwm] = np.maximum(keep, add[..., hwm])
+        into += total
+        into[..., hwm] = np.maximum(keep, peak)
 
     def merge(self, other: "Accumulator"):
         """Append a later run of phases (phases are merged in execution order)."""
+        hwm = R["queue_hwm"]
         self.keys += other.keys
         self.cycles += other.cycles
         self.rows += other.rows
         for name in ("pe", "step_pe", "op_phase"):
-            self._sum(getattr(self, name), getattr(other, name))
+            theirs = getattr(other, name)
+            self._sum(getattr(self, name), theirs, theirs[..., hwm])
         self.op += other.op
         self.op_cycles += other.op_cycles
+
+    @property
+    def phase_cycles(self) -> np.ndarray:
+        return np.concatenate(self.cycles) if self.cycles else np.zeros(0, np.int64)
+
+    @property
+    def phase_rows(self) -> np.ndarray:
+        return (np.concatenate(self.rows) if self.rows
+                else np.zeros((0, len(RUN_COUNTERS)), np.int64))
 
 
 def engine_module(name: str):
@@ -114,25 +140,54 @@ def resolve_engine(arch, engine: str) -> tuple[str, list[str]]:
     return engine, notes
 
 
-def _run_chunk(args) -> Accumulator:
-    trace, arch, engine, keys, steps = args
-    mapping = Mapping(trace, arch)
-    acc = Accumulator(mapping.n_pe, len(trace.ops), steps)
-    runner = _runner(arch, engine)
-    for key in keys:
-        phase = mapping.build(key)
-        acc.add(key, phase, runner(phase))
-    return acc
+# Phases per batch: big enough to amortise a kernel call, small enough to bound memory.
+BATCH_PHASES = 512
 
 
-def _runner(arch, engine: str):
+class _Worker:
+    """Maps and simulates batches of phases; one per process (the trace is sent once)."""
+
+    def __init__(self, trace: Trace, arch, engine: str):
+        self.mapping = Mapping(trace, arch)
+        self.acc_args = (self.mapping.n_pe, len(trace.ops), trace.steps)
+        self.run_batch = _batch_runner(arch, engine)
+        self.barrier_latency = arch.timing().barrier_latency
+
+    def __call__(self, keys) -> Accumulator:
+        acc = Accumulator(*self.acc_args)
+        batch = self.mapping.batch(keys)
+        acc.add(keys, batch, *self.run_batch(batch), self.barrier_latency)
+        return acc
+
+
+def _batch_runner(arch, engine: str):
+    """A function batch -> (cycles [n], counters [n, n_pe, N]) for the chosen engine."""
     mod = engine_module(engine)
     timing = arch.timing()
     if engine == "detailed":
-        comp = registry.get(arch.get("pe.component"))
-        params = arch.get("pe.component_params")
-        return lambda phase: mod.run_phase(phase, timing, components={"pe": (comp, params)})
-    return lambda phase: mod.run_phase(phase, timing)
+        pe = (registry.get(arch.get("pe.component")), arch.get("pe.component_params"))
+
+        def run_detailed(batch):
+            res = [mod.run_phase(batch.phase(i), timing, components={"pe": pe})
+                   for i in range(batch.n_phases)]
+            counters = np.stack([r.pe for r in res]) if res else np.zeros(
+                (0, timing.n_pe, N_COUNTERS), np.int64)
+            return np.array([r.cycles for r in res], dtype=np.int64), counters
+
+        return run_detailed
+    return lambda batch: mod.run_batch(batch.materialize(), timing)
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(trace, arch, engine):
+    global _worker
+    _worker = _Worker(trace, arch, engine)
+
+
+def _work(keys) -> Accumulator:
+    return _worker(keys)
 
 
 def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, jobs: int = 1,
@@ -147,33 +202,36 @@ def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, j
         if steps < 1:
             raise InputError(f"--steps: expected an integer >= 1, got {steps}")
         trace = trace.head(min(steps, trace.steps))
-    mapping = Mapping(trace, arch)  # validates the placement before any work starts
+    worker = _Worker(trace, arch, engine)  # validates the placement before any work starts
+    mapping = worker.mapping
     keys = mapping.phase_keys(trace.steps)
-    acc = Accumulator(mapping.n_pe, len(trace.ops), trace.steps)
+    size = BATCH_PHASES if engine == "fast" else 1
+    if jobs > 1:  # at least a few batches per worker, so that the pool stays busy
+        size = max(1, min(size, -(-len(keys) // (4 * jobs))))
+    batches = [keys[a:a + size] for a in range(0, len(keys), size)]
+    acc = Accumulator(*worker.acc_args)
     bar = tqdm(total=len(keys), desc=f"{engine} engine", unit="phase", delay=2.0,
                disable=None if progress else True, leave=False)  # None: off when not a TTY
-    if jobs <= 1 or len(keys) < 2 * jobs:
-        runner = _runner(arch, engine)
-        for key in keys:
-            phase = mapping.build(key)
-            acc.add(key, phase, runner(phase))
-            bar.update()
+    if jobs <= 1 or len(batches) < 2:
+        parts = map(worker, batches)
     else:
-        n_chunks = min(len(keys), jobs * 8)
-        bounds = np.linspace(0, len(keys), n_chunks + 1).astype(int)
-        chunks = [keys[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for part, chunk in zip(pool.map(_run_chunk, [(trace, arch, engine, c, trace.steps)
-                                                         for c in chunks]), chunks):
-                acc.merge(part)
-                bar.update(len(chunk))
-    bar.close()
-    starts = _orchestrate(acc.cycles, arch.timing().n_pe)
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+                                   initargs=(trace, arch, engine))
+        parts = pool.map(_work, batches)
+    try:
+        for part, chunk in zip(parts, batches):
+            acc.merge(part)
+            bar.update(len(chunk))
+    finally:
+        if jobs > 1 and len(batches) >= 2:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+    starts = _orchestrate(acc.phase_cycles)
     return Result.from_run(trace, arch, mapping, acc, starts, engine=engine, notes=notes,
                            wall_s=time.perf_counter() - t0)
 
 
-def _orchestrate(cycles: list[int], n_pe: int) -> np.ndarray:
+def _orchestrate(cycles: np.ndarray) -> np.ndarray:
     """The chip's controller as a SimPy process: open each phase, wait out its barrier.
 
     Returns each phase's start cycle on the chip's global clock.

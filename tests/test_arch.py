@@ -269,8 +269,8 @@ def test_bad_choice(tmp_path):
     msg = err(tmp_path, text)
     assert (f"x.yaml:{line_of(text, 'topology')}: noc.topology: expected one of mesh, bus, "
             f"got a string ('torus')") in msg
-    msg = err(tmp_path, edit(r"^  strategy:.*$", "  strategy: balanced"))
-    assert "mapping.strategy: expected even (the only value supported)" in msg
+    msg = err(tmp_path, edit(r"^  strategy:.*$", "  strategy: greedy"))
+    assert "mapping.strategy: expected one of even, balanced" in msg
     assert "expected credit" in err(tmp_path, edit(r"^  flow_control:.*$", "  flow_control: none"))
 
 

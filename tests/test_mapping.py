@@ -29,9 +29,11 @@ def arch():
 @pytest.mark.parametrize("variant", ["dense", "fatrelu", "spiking"])
 @pytest.mark.parametrize("mode", ["op_by_op", "layer_pipelined"])
 @pytest.mark.parametrize("multicast", [True, False])
-def test_ops_equal_analytical_count(arch, variant, mode, multicast):
+@pytest.mark.parametrize("strategy", ["even", "balanced"])
+def test_ops_equal_analytical_count(arch, variant, mode, multicast, strategy):
     trace = synthetic_trace(variant, layers=1, d_model=32, steps=4, seed=3)
-    a = arch.with_overrides({"mapping.mode": mode, "noc.multicast": multicast})
+    a = arch.with_overrides({"mapping.mode": mode, "noc.multicast": multicast,
+                             "mapping.strategy": strategy})
     m = Mapping(trace, a)
     ops = np.zeros(len(trace.ops), np.int64)
     spikes = np.zeros(len(trace.ops), np.int64)
@@ -77,3 +79,25 @@ def test_capacity_is_checked(arch):
     tiny = arch.with_overrides({"sram.capacity_kib": 0.01})
     with pytest.raises(InputError, match="capacity_kib"):
         Mapping(trace, tiny)
+
+
+def test_balanced_owners_cover_every_neuron_once(arch):
+    trace = synthetic_trace("fatrelu", layers=1, d_model=32, steps=6, seed=2)
+    m = Mapping(trace, arch.with_overrides({"mapping.strategy": "balanced"}))
+    for op, pl in zip(trace.ops, m.places):
+        assert len(pl.owner) == op.out_width and pl.owned.sum() == op.out_width, op.name
+        assert np.array_equal(np.bincount(pl.owner, minlength=m.n_pe), pl.owned)
+
+
+def test_balanced_groups_follow_op_work():
+    """In layer_pipelined mode the heaviest op gets the most PEs, every op at least one."""
+    arch = load_arch("archs/pe64.yaml", {"mapping.mode": "layer_pipelined",
+                                         "mapping.strategy": "balanced"})
+    trace = synthetic_trace("fatrelu", layers=1, d_model=32, steps=4, seed=2)
+    m = Mapping(trace, arch)
+    sizes = np.array([len(g) for g in m.groups])
+    work = np.array([m._op_work(i) for i in range(len(trace.ops))])
+    assert sizes.sum() == arch.n_pe and sizes.min() >= 1
+    assert sizes[np.argmax(work)] == sizes.max()
+    flat = np.concatenate(m.groups)
+    assert len(np.unique(flat)) == arch.n_pe  # disjoint groups covering the chip

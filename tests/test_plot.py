@@ -13,7 +13,7 @@ from hwsim import plot
 from hwsim.arch import load_arch
 from hwsim.cli_report import add_report_commands, add_run_report_options, after_run
 from hwsim.errors import InputError
-from hwsim.phase import CYCLE_CLASSES
+from hwsim.result import CLASSES as CYCLE_CLASSES
 from hwsim.result import Result, layer_of, load_result
 from hwsim.runner import run
 from hwsim.synth import synthetic_trace
@@ -53,7 +53,7 @@ def handmade_result(n_layers=6, ops_per_layer=9, steps=5, n_pe=16, pipelined=Fal
     keys = [(t, None) for t in range(steps)] if pipelined else \
         [(t, names[i]) for t in range(steps) for i in range(n_ops)]
     cyc = rng.integers(50, 400, len(keys))
-    split = rng.dirichlet(np.ones(6), len(keys)) * (cyc * n_pe)[:, None]
+    split = rng.dirichlet(np.ones(len(CYCLE_CLASSES)), len(keys)) * (cyc * n_pe)[:, None]
     split = np.floor(split).astype(np.int64)
     split[:, 0] += cyc * n_pe - split.sum(axis=1)
     ph = pd.DataFrame(split, columns=list(CYCLE_CLASSES))
@@ -84,7 +84,7 @@ def handmade_result(n_layers=6, ops_per_layer=9, steps=5, n_pe=16, pipelined=Fal
         "energy_by_component_pj": {"mac": energy * 0.3, "sram_read": energy * 0.5,
                                    "leakage": energy * 0.2, "ac": 0.0},
         "cycle_split_pe_cycles": total, "utilization": total["compute"] / (cyc.sum() * n_pe),
-        "bottleneck": {"class": "barrier", "share": 0.3}, "macs": int(ops["macs"].sum()),
+        "bottleneck": {"class": "imbalance", "share": 0.3}, "macs": int(ops["macs"].sum()),
         "acs": int(ops["acs"].sum()), "steps_over_deadline": 0,
     }
     return Result(summary, ops, ph, pes, st, busy)

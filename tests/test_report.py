@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hwsim.arch import load_arch
-from hwsim.phase import CYCLE_CLASSES
+from hwsim.result import CLASSES as CYCLE_CLASSES
 from hwsim.report import LABELS, STALLS, bottleneck_text, dominant_stall
 from hwsim.runner import run
 from hwsim.synth import synthetic_trace
@@ -49,7 +49,7 @@ def test_handmade_and_edge_cases():
 
     r = handmade_result()
     r.summary["cycle_split_pe_cycles"] = {"compute": 10, "sram_conflict": 0, "noc_wait": 70,
-                                          "backpressure": 5, "barrier": 15, "idle": 0}
+                                          "backpressure": 5, "imbalance": 15, "sync": 0, "idle": 0}
     text = bottleneck_text(r)
     assert text.startswith("bottleneck: NoC wait, 70.0%")
     # energy ranking where ops have energy but no cycles

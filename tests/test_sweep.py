@@ -149,7 +149,7 @@ def test_sweep_writes_one_row_per_run_with_params_and_figures(baseline):
     assert df["is_base"].tolist() == [True, False, False, False, False]
     for col in ("point_id", "trace", "error", "pe.mac_lanes", "sram.banks", "cycles",
                 "energy_pj", "time_ms", "rtf", "events", "macs", "acs", "flit_hops",
-                "utilization", "bottleneck", "pe_cycles_barrier", "pe_cycles_sram_conflict",
+                "utilization", "bottleneck", "pe_cycles_imbalance", "pe_cycles_sram_conflict",
                 "wall_s", "time_ms_per_step", "energy_pj_per_step"):
         assert col in df.columns, col
     assert df["pe.mac_lanes"].tolist() == [4, 4, 4, 8, 8]
@@ -336,7 +336,7 @@ def test_plot_sweep_writes_non_blank_pngs(baseline, tmp_path):
 
 
 def test_cli_sweep_and_plot_sweep(trace_file, tmp_path, baseline, capsys):
-    from hwsim.cli_sweep import main
+    from hwsim.cli import main
 
     out = tmp_path / "cli"
     assert main(["sweep", ARCH, trace_file, "--set", "pe.mac_lanes=4,8", "--set",
@@ -354,7 +354,7 @@ def test_cli_sweep_and_plot_sweep(trace_file, tmp_path, baseline, capsys):
         err = capsys.readouterr().err
         assert err.startswith("hwsim: error: ") and err.count("\n") == 1, err
     # the console entry point, as a user runs it
-    r = subprocess.run([sys.executable, "-m", "hwsim.cli_sweep", "sweep", ARCH, trace_file,
+    r = subprocess.run([sys.executable, "-m", "hwsim", "sweep", ARCH, trace_file,
                         "--set", "pe.mac_lanes=4,8", "--out", str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--force" in r.stderr and r.stderr.count("\n") == 1
