@@ -1,0 +1,89 @@
+"""Speed of a whole run (issue 3's figures), with pytest-benchmark.
+
+    pytest benchmarks/bench_engine.py --benchmark-only -s
+
+The workload is `hwsim.synth.benchmark_trace()`: 12 Mamba layers, d_model 144, expand 2,
+FATReLU-like densities, 250 steps of 40 ms = 10 s of audio, on archs/pe64.yaml. Each figure
+below is measured in the same session as its baseline; `extra_info` carries the ratios.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hwsim.arch import load_arch
+from hwsim.runner import run
+from hwsim.synth import benchmark_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = ROOT / "archs" / "pe64.yaml"
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return benchmark_trace()
+
+
+@pytest.fixture(scope="module")
+def arch():
+    return load_arch(ARCH)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm(trace, arch):
+    """Compile the kernel (numba caches it on disk) before anything is timed."""
+    run(trace.head(1), arch, progress=False)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_full_utterance(benchmark, trace, arch, jobs):
+    result = benchmark.pedantic(run, args=(trace, arch), kwargs={"jobs": jobs, "progress": False},
+                                rounds=1, iterations=1)
+    s = result.summary
+    benchmark.extra_info.update(events=s["events"], deliveries=s["deliveries"],
+                                cycles=s["cycles"], audio_s=s["audio_ms"] / 1e3)
+
+
+def test_detailed_over_fast_ratio(benchmark, trace, arch):
+    """The detailed engine on the first step (108 phases) against the fast one on the same."""
+    head = trace.head(1)
+    t0 = time.perf_counter()
+    slow = run(head, arch, engine="detailed", progress=False)
+    t_detailed = time.perf_counter() - t0
+    fast = benchmark.pedantic(run, args=(head, arch), kwargs={"progress": False}, rounds=3,
+                              iterations=1)
+    assert fast.summary["cycles"] == slow.summary["cycles"]
+    benchmark.extra_info.update(detailed_s=t_detailed,
+                                ratio=t_detailed / benchmark.stats.stats.min)
+
+
+def test_doubling_the_events(benchmark, arch):
+    """500 steps hold exactly twice the events of 250: time ratio should stay near 2."""
+    one, two = benchmark_trace(250), benchmark_trace(500)
+    assert two.n_events() > 1.9 * one.n_events()
+    t0 = time.perf_counter()
+    run(one, arch, progress=False)
+    t_one = time.perf_counter() - t0
+    benchmark.pedantic(run, args=(two, arch), kwargs={"progress": False}, rounds=1, iterations=1)
+    benchmark.extra_info.update(t_250_steps=t_one,
+                                ratio=benchmark.stats.stats.min / t_one,
+                                events_ratio=two.n_events() / one.n_events())
+
+
+def test_peak_memory(benchmark):
+    """Peak resident memory of a fresh process running the full utterance."""
+    code = ("import resource; from hwsim.runner import run; from hwsim.arch import load_arch; "
+            "from hwsim.synth import benchmark_trace; "
+            f"run(benchmark_trace(), load_arch({str(ARCH)!r}), progress=False); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+
+    def child():
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        return int(out.stdout.split()[-1])
+
+    kib = benchmark.pedantic(child, rounds=1, iterations=1)
+    benchmark.extra_info.update(peak_rss_mb=kib / 1024)  # ru_maxrss is in KiB on Linux
