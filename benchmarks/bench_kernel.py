@@ -6,6 +6,9 @@ input channels active per step, every event multicast to all 64 PEs; 250 steps =
 
     pytest benchmarks/bench_kernel.py --benchmark-only
 
+``test_run_batch_realistic_speed`` times ``fast.run_batch`` on the realistic workload (the
+benchmark trace on archs/pe64.yaml, first 10 steps) and reports pairs/s and ns/pair.
+
 The figure to track is interactions per second (``extra_info``); a full 10 s utterance is
 about 68 M interactions.
 """
@@ -76,3 +79,40 @@ def test_run_phases_speed(benchmark, name):
     benchmark.extra_info["interactions_per_s"] = pairs / benchmark.stats.stats.mean
     benchmark.extra_info["total_cycles"] = int(sum(r.cycles for r in res))
     assert len(res) == STEPS
+
+
+# --------------------------------------------------------------------------------------------
+# The realistic workload: hwsim.synth.benchmark_trace() (12 layers, d_model 144) on
+# archs/pe64.yaml, op_by_op, its first BENCH_STEPS time steps as one PhaseBatch (about 2.5 M
+# (packet, destination) pairs for 10 steps; the full 250 steps are about 25x that).
+# --------------------------------------------------------------------------------------------
+BENCH_STEPS = 10
+
+
+def realistic_batch(steps: int = BENCH_STEPS):
+    from pathlib import Path
+
+    from hwsim.arch import load_arch
+    from hwsim.mapping import Mapping
+    from hwsim.phase import PhaseBatch
+    from hwsim.synth import benchmark_trace
+
+    arch = load_arch(Path(__file__).resolve().parents[1] / "archs" / "pe64.yaml")
+    mapping = Mapping(benchmark_trace(), arch)
+    phases = [mapping.build(key) for key in mapping.phase_keys(steps)]
+    return PhaseBatch.concat(phases), arch.timing()
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_run_batch_realistic_speed(benchmark, validate):
+    batch, tm = realistic_batch()
+    fast.run_batch(batch, tm)  # compile / load the cache outside the timing
+    cycles, _ = benchmark(fast.run_batch, batch, tm, validate=validate)
+    pairs = len(batch.dst)
+    benchmark.extra_info["backend"] = fast.BACKEND
+    benchmark.extra_info["phases"] = batch.n_phases
+    benchmark.extra_info["pairs"] = pairs
+    benchmark.extra_info["pairs_per_s"] = pairs / benchmark.stats.stats.min
+    benchmark.extra_info["ns_per_pair"] = benchmark.stats.stats.min / pairs * 1e9
+    benchmark.extra_info["total_cycles"] = int(cycles.sum())
+    assert len(cycles) == batch.n_phases

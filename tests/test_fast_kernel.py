@@ -370,3 +370,170 @@ def test_fast_equals_detailed_congested(seed):
         a = fast.run_phase(ph, tm)
         b = detailed.run_phase(ph, tm)
         assert a == b, a.diff(b)
+
+
+# --------------------------------------------------------------------------------------------
+# the lean kernel (private SRAMs) under the conditions its shortcuts rely on
+# --------------------------------------------------------------------------------------------
+def lean_case(seed: int) -> tuple[Timing, Phase]:
+    """Private SRAMs (the lean kernel), with deeper congestion, multicast off and bus mixed in."""
+    rng = np.random.default_rng(seed)
+    tm = random_timing(rng)
+    kw = {**tm.__dict__, "sharing": 1}
+    if rng.random() < 0.4:  # shallow queues: back-pressure on most packets
+        kw["queue_depth"] = int(rng.integers(1, 3))
+    tm = Timing(**kw)
+    ph = random_phase(rng, tm.n_pe, max_packets=int(rng.choice([8, 30, 80])))
+    if rng.random() < 0.3:  # multicast off: one unicast packet per destination, in order
+        cnt = np.diff(ph.dst_ptr)
+        J = len(ph.dst)
+        ph = Phase(ph.n_pe, np.repeat(ph.src, cnt), np.repeat(ph.flits, cnt), np.arange(J + 1),
+                   ph.dst, ph.reads, ph.cycles, ph.macs, ph.acs, ph.upd_reads, ph.upd_writes,
+                   ph.upd_cycles, ph.upd_macs, ph.upd_neurons, extra_barrier=ph.extra_barrier)
+    return tm, ph
+
+
+@needs_detailed
+@pytest.mark.parametrize("block", range(8))
+def test_fast_equals_detailed_private_sram(block):
+    """The lean kernel (sharing == 1: lazy credits, cores served at their ejection, heads
+    ordered per router) against the oracle: mesh and bus, shallow queues, multicast off."""
+    for seed in range(2000 + 40 * block, 2000 + 40 * (block + 1)):
+        tm, ph = lean_case(seed)
+        a = fast.run_phase(ph, tm)
+        b = detailed.run_phase(ph, tm)
+        assert a == b, f"seed {seed}: {a.diff(b)}"
+
+
+@needs_detailed
+def test_fast_equals_detailed_benchmark_trace_first_ops():
+    """The realistic workload (hwsim.synth.benchmark_trace on archs/pe64.yaml): the first
+    layer's phases of step 0, and the same with shared SRAMs (the general kernel)."""
+    import dataclasses
+
+    from hwsim.arch import load_arch
+    from hwsim.mapping import Mapping
+    from hwsim.synth import benchmark_trace
+
+    arch = load_arch(ROOT / "archs" / "pe64.yaml")
+    m = Mapping(benchmark_trace(steps=1), arch)
+    phases = [m.build(k) for k in m.phase_keys(1)[:9]]
+    tm = arch.timing()
+    for t in (tm, dataclasses.replace(tm, sharing=2, queue_depth=8)):
+        got = fast.run_phases(phases, t)
+        for ph, r in zip(phases, got):
+            want = detailed.run_phase(ph, t)
+            assert r == want, f"{ph.label} sharing {t.sharing}: {r.diff(want)}"
+
+
+# --------------------------------------------------------------------------------------------
+# run_batch: a PhaseBatch in, (cycles, counters) arrays out
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sharing", [1, 3])
+def test_run_batch_equals_run_phases(backend, sharing):
+    from hwsim.phase import PhaseBatch
+    rng = np.random.default_rng(7 + sharing)
+    for _ in range(6):
+        tm = random_timing(rng)
+        tm = Timing(**{**tm.__dict__, "sharing": sharing})
+        phases = [random_phase(rng, tm.n_pe, max_packets=30) for _ in range(5)]
+        cycles, counters = fast.run_batch(PhaseBatch.concat(phases), tm, backend=backend)
+        assert cycles.dtype == np.int64 and counters.dtype == np.int64
+        assert counters.shape == (5, tm.n_pe, len(COUNTERS))
+        for i, r in enumerate(fast.run_phases(phases, tm, backend=backend)):
+            assert cycles[i] == r.cycles
+            assert np.array_equal(counters[i], r.pe)
+
+
+def test_run_batch_empty_and_rejects_bad_input():
+    from hwsim.errors import InputError
+    from hwsim.phase import PhaseBatch
+    tm = timing()
+    cycles, counters = fast.run_batch(PhaseBatch.concat([]), tm)
+    assert cycles.shape == (0,) and counters.shape == (0, 2, len(COUNTERS))
+    good = PhaseBatch.concat([phase(2, [(0, [0, 1], 1, 1, 1)]), phase(2, [(1, [0], 1, 1, 1)])])
+    fast.run_batch(good, tm)
+    bad = PhaseBatch.concat([phase(2, [(0, [1, 0], 1, 1, 1)])])
+    with pytest.raises(InputError, match="increasing"):
+        fast.run_batch(bad, tm)
+    bad = PhaseBatch.concat([phase(2, [(0, [1], 1, 1, 0)])])
+    with pytest.raises(InputError, match="flits"):
+        fast.run_batch(bad, tm)
+    bad = PhaseBatch.concat([phase(2, [(0, [1], 1, 1, 1)])])
+    bad.dst = bad.dst + 5
+    with pytest.raises(InputError, match="dst"):
+        fast.run_batch(bad, tm)
+    with pytest.raises(InputError, match="n_pe"):
+        fast.run_batch(PhaseBatch.concat([Phase.empty(3)]), tm)
+
+
+# --------------------------------------------------------------------------------------------
+# mutation test: the equality check against the oracle catches planted kernel faults
+# --------------------------------------------------------------------------------------------
+FAULTS = {
+    "flipped tie-break between sources": (fast._kernel.FAULT_TIEBREAK, 1),
+    "credit returned one cycle early": (fast._kernel.FAULT_CREDIT_EARLY, 1),
+    "SRAM latency off by one (private SRAM)": (fast._kernel.FAULT_SRAM_LATENCY, 1),
+    "SRAM latency off by one (shared SRAM)": (fast._kernel.FAULT_SRAM_LATENCY, 2),
+    "ejection port free one cycle early": (fast._kernel.FAULT_PORT_FREE, 1),
+}
+
+
+def _mutation_cases(sharing: int) -> list[tuple[Timing, Phase]]:
+    cases = []
+    for seed in range(40):
+        tm, ph = lean_case(5000 + seed)
+        cases.append((Timing(**{**tm.__dict__, "sharing": sharing}), ph))
+    return cases
+
+
+@needs_detailed
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_equality_check_catches_planted_faults(name):
+    """Each planted fault makes fast != detailed on at least one of a fixed set of phases,
+    while the unmutated kernel is equal on all of them (so the equality tests can fail)."""
+    fault, sharing = FAULTS[name]
+    caught = 0
+    for tm, ph in _mutation_cases(sharing):
+        want = detailed.run_phase(ph, tm)
+        assert fast.run_phase(ph, tm) == want
+        if fast.run_phase(ph, tm, _fault=fault) != want:
+            caught += 1
+    assert caught > 0, f"planted fault not detected: {name}"
+
+
+def test_planted_fault_is_seen_by_the_pure_python_path_too():
+    """The fault flag is a run-time argument: the pure-Python copy honours it identically."""
+    tm, ph = lean_case(5003)
+    for fault, _ in FAULTS.values():
+        a = fast.run_phase(ph, tm, _fault=fault)
+        b = fast.run_phase(ph, tm, _fault=fault, backend="python")
+        assert a == b, a.diff(b)
+
+
+def test_run_batch_compact_form():
+    """A batch whose pair arrays are shared per-channel tables (pair_lo) gives the same."""
+    from hwsim.phase import PhaseBatch
+    if "pair_lo" not in PhaseBatch.__dataclass_fields__:
+        pytest.skip("PhaseBatch has no compact form")
+    rng = np.random.default_rng(11)
+    tm = timing(rows=2, cols=3)
+    phases = [random_phase(rng, tm.n_pe, max_packets=20) for _ in range(4)]
+    full = PhaseBatch.concat(phases)
+    # compact: every pair row stored once more, in reverse, and addressed through pair_lo
+    J = len(full.dst)
+    rev = lambda a: a[::-1].copy()  # noqa: E731
+    lo = (J - full.dst_ptr[1:]).astype(np.int64)
+    import dataclasses
+    compact = dataclasses.replace(full, dst=rev(full.dst), reads=rev(full.reads),
+                                  cycles=rev(full.cycles), macs=rev(full.macs), acs=rev(full.acs),
+                                  pair_lo=lo)
+    # reversed rows reverse each packet's destinations: rebuild them increasing
+    if not np.array_equal(compact.materialize().dst, full.dst):
+        rows = full.pair_rows()
+        compact = dataclasses.replace(full, pair_lo=full.dst_ptr[:-1].copy())
+        assert np.array_equal(compact.materialize().dst, full.dst[rows])
+    a = fast.run_batch(compact, tm)
+    b = fast.run_batch(full, tm)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

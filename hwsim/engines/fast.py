@@ -2,8 +2,10 @@
 
 ``run_phase(phase, timing)`` and ``run_phases(phases, timing)`` return the same
 :class:`~hwsim.phase.PhaseResult` as the detailed engine, counter for counter and cycle for
-cycle. ``run_phases`` concatenates many phases into one kernel call (the hot path of a full
-utterance). The kernel (:mod:`hwsim.engines._kernel`) is compiled with numba when it is
+cycle. ``run_phases`` concatenates many phases into one kernel call; ``run_batch(batch, timing)``
+takes a :class:`~hwsim.phase.PhaseBatch` (already concatenated) and returns plain arrays
+``(cycles [n], counters [n, n_pe, len(COUNTERS)])`` without per-phase Python objects: the hot
+path of a full utterance. The kernel (:mod:`hwsim.engines._kernel`) is compiled with numba when it is
 available; with ``HWSIM_DISABLE_NUMBA=1`` (or without numba) the same source runs as plain
 Python, slower but never different. ``BACKEND`` says which; ``backend="python"`` forces the
 pure path for one call (used by the tests to compare the two).
@@ -18,7 +20,8 @@ import numpy as np
 
 from hwsim.engines import _kernel
 from hwsim.errors import InputError
-from hwsim.phase import BUS, COUNTERS, MESH, N_COUNTERS, Phase, PhaseResult, Timing
+from hwsim.phase import (BUS, COUNTERS, MESH, N_COUNTERS, Phase, PhaseBatch, PhaseResult, Timing,
+                         _i64)
 
 BACKEND = _kernel.BACKEND
 
@@ -105,8 +108,99 @@ def _check_phase(i: int, ph: Phase, n_pe: int) -> None:
         raise InputError(f"{where}: extra_barrier must be >= 0")
 
 
+def _check_batch(b: PhaseBatch, n_pe: int) -> None:
+    """Vectorised checks of a whole batch (a few numpy passes, no per-phase Python)."""
+    n = len(b.k_off) - 1
+    if b.n_pe != n_pe and n > 0:
+        raise InputError(f"batch: n_pe {b.n_pe} != timing rows*cols {n_pe}")
+    if n < 0 or b.k_off[0] != 0 or np.any(np.diff(b.k_off) < 0):
+        raise InputError("batch: k_off must rise from 0")
+    K = int(b.k_off[-1])
+    if (len(b.src) != K or len(b.flits) != K or len(b.dst_ptr) != K + 1
+            or len(b.op_of) not in (0, K)):
+        raise InputError("batch: src, flits and dst_ptr must have K, K and K+1 entries")
+    J = len(b.dst)
+    if b.dst_ptr[0] != 0 or b.dst_ptr[-1] != J or np.any(np.diff(b.dst_ptr) < 0):
+        raise InputError("batch: dst_ptr must rise from 0 to len(dst)")
+    for name in ("reads", "cycles", "macs", "acs"):
+        a = getattr(b, name)
+        if len(a) != J or (J and a.min() < 0):
+            raise InputError(f"batch: {name} must have one entry >= 0 per (packet, destination)")
+    for name in ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons"):
+        a = getattr(b, name)
+        if a.shape != (n, n_pe) or (a.size and a.min() < 0):
+            raise InputError(f"batch: {name} must be [n_phases, n_pe], entries >= 0")
+    if len(b.extra_barrier) != n or (n and b.extra_barrier.min() < 0):
+        raise InputError("batch: extra_barrier must have one entry >= 0 per phase")
+    if K:
+        if b.src.min() < 0 or b.src.max() >= n_pe:
+            raise InputError(f"batch: src out of range 0..{n_pe - 1}")
+        if b.flits.min() < 1:
+            raise InputError("batch: flits must be >= 1")
+    if J:
+        if b.dst.min() < 0 or b.dst.max() >= n_pe:
+            raise InputError(f"batch: dst out of range 0..{n_pe - 1}")
+        # strictly increasing within each packet: a non-increase only where a packet starts
+        bad = np.flatnonzero(np.diff(b.dst) <= 0) + 1
+        if len(bad):
+            first = np.zeros(J + 1, bool)
+            first[b.dst_ptr] = True  # pairs that start a packet
+            if not first[bad].all():
+                raise InputError("batch: destinations of a packet must be strictly increasing")
+
+
+def _kernel_for(backend: str | None):
+    if backend not in (None, "python", "numba"):
+        raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
+    if backend == "numba" and _kernel.BACKEND != "numba":
+        raise RuntimeError("numba backend requested but numba is unavailable or disabled")
+    return _pure_kernel() if backend == "python" else _kernel
+
+
+def _run(kern, tim, n, n_pe, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+         ur, uw, uc, um, un, extra, fault=0):
+    out = np.zeros((n * n_pe, N_COUNTERS), np.int64)
+    pcs = np.zeros(n, np.int64)
+    status = kern.run_many(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+                           ur, uw, uc, um, un, extra, out, pcs, RING_BITS, fault)
+    if status != 0:  # pragma: no cover - internal consistency guard
+        raise RuntimeError(f"fast engine: phase {status - 1} did not complete (kernel bug)")
+    return pcs, out
+
+
+def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
+              validate: bool = True, _fault: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate every phase of a :class:`~hwsim.phase.PhaseBatch` in one kernel call.
+
+    Returns ``(cycles int64[n_phases], counters int64[n_phases, n_pe, len(COUNTERS)])``,
+    the same numbers as :func:`run_phases` on ``batch.phase(i)``, without building per-phase
+    objects. Validation is a few vectorised numpy passes over the batch. A batch in compact
+    form (``pair_lo`` set) is expanded to one row per pair first.
+    (``_fault`` plants a deliberate kernel bug, for the mutation tests only.)"""
+    tim = _check_timing(timing)
+    n_pe = timing.n_pe
+    if n_pe >= 1 << 16:
+        raise InputError(f"timing: {n_pe} PEs; the fast engine supports fewer than 65536")
+    b = batch
+    if len(b.k_off) <= 1:
+        return np.zeros(0, np.int64), np.zeros((0, n_pe, N_COUNTERS), np.int64)
+    if getattr(b, "pair_lo", None) is not None:
+        # compact form (per-op cost tables shared by the packets of a channel): one row per pair
+        b = b.materialize()
+    if validate:
+        _check_batch(b, n_pe)
+    n = b.n_phases
+    kern = _kernel_for(backend)
+    pcs, out = _run(kern, tim, n, n_pe, _i64(b.k_off), _i64(b.dst_ptr), _i64(b.src),
+                    _i64(b.flits), _i64(b.dst), _i64(b.reads), _i64(b.cycles), _i64(b.macs),
+                    _i64(b.acs), _i64(b.upd_reads).ravel(), _i64(b.upd_writes).ravel(),
+                    _i64(b.upd_cycles).ravel(), _i64(b.upd_macs).ravel(),
+                    _i64(b.upd_neurons).ravel(), _i64(b.extra_barrier), _fault)
+    return pcs, out.reshape(n, n_pe, N_COUNTERS)
+
+
 def run_phases(phases: list[Phase], timing: Timing, *, backend: str | None = None,
-               validate: bool = True) -> list[PhaseResult]:
+               validate: bool = True, _fault: int = 0) -> list[PhaseResult]:
     """Simulate many phases (independent, each from empty queues) in one kernel call."""
     tim = _check_timing(timing)
     n_pe = timing.n_pe
@@ -149,20 +243,13 @@ def run_phases(phases: list[Phase], timing: Timing, *, backend: str | None = Non
     um = cat("upd_macs", 1)
     un = cat("upd_neurons", 1)
     extra = np.fromiter((int(ph.extra_barrier) for ph in phases), np.int64, n)
-    out = np.zeros((n * n_pe, N_COUNTERS), np.int64)
-    pcs = np.zeros(n, np.int64)
-    kern = _pure_kernel() if backend == "python" else _kernel
-    if backend not in (None, "python", "numba"):
-        raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
-    if backend == "numba" and _kernel.BACKEND != "numba":
-        raise RuntimeError("numba backend requested but numba is unavailable or disabled")
-    status = kern.run_many(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
-                           ur, uw, uc, um, un, extra, out, pcs, RING_BITS)
-    if status != 0:  # pragma: no cover - internal consistency guard
-        raise RuntimeError(f"fast engine: phase {status - 1} did not complete (kernel bug)")
+    kern = _kernel_for(backend)
+    pcs, out = _run(kern, tim, n, n_pe, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+                    ur, uw, uc, um, un, extra, _fault)
     return [PhaseResult(int(pcs[i]), out[i * n_pe:(i + 1) * n_pe]) for i in range(n)]
 
 
-def run_phase(phase: Phase, timing: Timing, *, backend: str | None = None) -> PhaseResult:
+def run_phase(phase: Phase, timing: Timing, *, backend: str | None = None,
+              _fault: int = 0) -> PhaseResult:
     """Simulate one phase (docs/timing-model.md) and return its per-PE counters."""
-    return run_phases([phase], timing, backend=backend)[0]
+    return run_phases([phase], timing, backend=backend, _fault=_fault)[0]
