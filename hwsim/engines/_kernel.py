@@ -1688,3 +1688,17 @@ def _run_general(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
             return i + 1
         phase_cycles[i] = pc
     return 0
+
+
+@njit
+def gather_pairs(dst_ptr, pair_lo, tables, out):
+    """Expand a compact batch: row j of `out` (pair j of packet k) is row
+    pair_lo[k] + (j - dst_ptr[k]) of `tables` ([5, rows]: dst, reads, cycles, macs, acs)."""
+    for f in range(5):
+        src = tables[f]
+        dst = out[f]
+        for k in range(pair_lo.shape[0]):
+            j0 = dst_ptr[k]
+            shift = pair_lo[k] - j0
+            for j in range(j0, dst_ptr[k + 1]):
+                dst[j] = src[shift + j]

@@ -14,6 +14,7 @@ pure path for one call (used by the tests to compare the two).
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 import sys
 
 import numpy as np
@@ -168,6 +169,15 @@ def _run(kern, tim, n, n_pe, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, 
     return pcs, out
 
 
+def _expand(b: PhaseBatch, kern) -> PhaseBatch:
+    """`b.materialize()`, compiled: a numpy gather would cost more than the kernel saves."""
+    tables = np.stack([_i64(a) for a in (b.dst, b.reads, b.cycles, b.macs, b.acs)])
+    out = np.empty((5, int(b.dst_ptr[-1])), np.int64)
+    kern.gather_pairs(_i64(b.dst_ptr), _i64(b.pair_lo), tables, out)
+    return replace(b, dst=out[0], reads=out[1], cycles=out[2], macs=out[3], acs=out[4],
+                   pair_lo=None)
+
+
 def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
               validate: bool = True, _fault: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Simulate every phase of a :class:`~hwsim.phase.PhaseBatch` in one kernel call.
@@ -186,7 +196,7 @@ def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
         return np.zeros(0, np.int64), np.zeros((0, n_pe, N_COUNTERS), np.int64)
     if getattr(b, "pair_lo", None) is not None:
         # compact form (per-op cost tables shared by the packets of a channel): one row per pair
-        b = b.materialize()
+        b = _expand(b, _kernel_for(backend))
     if validate:
         _check_batch(b, n_pe)
     n = b.n_phases
