@@ -110,15 +110,25 @@ def check_conservation(ph: Phase, t: Timing, r, record=None):
 
 def check_record(record, t, r):
     slices = {}
+    units = {}
     for rec in record:
         if rec[0] == "queue":
             _, p, cyc, depth = rec
             assert 0 <= depth <= t.queue_depth and 0 <= cyc <= r.cycles
+        elif rec[0] in ("link", "bus"):  # a link or the bus carries one packet at a time
+            a, b = rec[-2:]
+            assert 0 <= a < b <= r.cycles
+            units.setdefault(rec[:-2], []).append((a, b))
         else:
             p, kind, a, b = rec
             assert kind in {"decode", "sram_wait", "sram", "compute", "update"}
             assert 0 <= a < b <= r.cycles
             slices.setdefault(p, []).append((a, b))
+    for unit, ss in units.items():
+        ss.sort()
+        assert all(b1 <= a2 for (_, b1), (a2, _) in zip(ss, ss[1:])), unit
+    hops = sum(b - a for ss in units.values() for a, b in ss)
+    assert hops == r.pe[:, C["flit_hops"]].sum()  # every flit-hop occupies its link a cycle
     for p, ss in slices.items():  # a core does one thing at a time
         ss.sort()
         assert all(b1 <= a2 for (_, b1), (a2, _) in zip(ss, ss[1:])), p

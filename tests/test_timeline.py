@@ -48,7 +48,11 @@ def check_structure(events, n_pe):
     for e in events:
         if e["ph"] == "X":
             per_track[(e["pid"], e["tid"])].append(e)
-    assert len(per_track) == n_pe + 1  # one per PE plus the phases track
+    # one per PE, the phases track, and one per NoC link (or the bus) that carried a packet
+    link_tracks = {e["args"]["name"] for e in events if e["ph"] == "M"
+                   and e["name"] == "thread_name" and e["args"]["name"].startswith(("link", "bus"))}
+    assert link_tracks and len(per_track) == n_pe + 1 + len(link_tracks)
+    assert any(e["ph"] == "C" and e["name"].startswith(("load link", "load bus")) for e in events)
     for track, xs in per_track.items():
         ts = [e["ts"] for e in xs]
         assert ts == sorted(ts), track

@@ -33,11 +33,12 @@ class Packet:
 class NoC:
     """Common part: ejection ports, delivery into the PEs' queues, flit-hop counting."""
 
-    def __init__(self, env, timing, packet_of, deliver):
+    def __init__(self, env, timing, packet_of, deliver, record=None):
         self.env = env
         self.timing = timing
         self.packet_of = packet_of  # k -> Packet
         self.deliver = deliver  # deliver(pe, (k, j)): the event enters pe's input queue now
+        self.record = record  # link/bus occupancy for timelines, when asked for
         self.ejection = [Arbiter(env, f"eject{p}") for p in range(timing.n_pe)]
         self.flit_hops = [0] * timing.n_pe  # per *sending* PE
 
@@ -66,8 +67,8 @@ class Mesh(NoC):
     """``rows x cols`` routers, PE ``p`` at row ``p // cols``, column ``p % cols`` (row 0 is
     north). One directed link per neighbouring pair and direction, created on first use."""
 
-    def __init__(self, env, timing, packet_of, deliver):
-        super().__init__(env, timing, packet_of, deliver)
+    def __init__(self, env, timing, packet_of, deliver, record=None):
+        super().__init__(env, timing, packet_of, deliver, record)
         self.links: dict[tuple[int, int], Arbiter] = {}
 
     def link(self, a: int, b: int) -> Arbiter:
@@ -110,6 +111,8 @@ class Mesh(NoC):
         env = self.env
         g = yield self.link(a, b).request(pkt.key(cycle(env)), pkt.flits)
         self.flit_hops[pkt.src] += pkt.flits
+        if self.record is not None:
+            self.record.append(("link", a, b, g, g + pkt.flits))
         yield at(env, g + self.timing.hop_latency)
         self._at_router(pkt, tree, b, heading)
 
@@ -140,8 +143,8 @@ class Bus(NoC):
     its grant and counts ``flits`` flit-hops. A destination that is the source itself skips the
     bus, as it skips the links of a mesh."""
 
-    def __init__(self, env, timing, packet_of, deliver):
-        super().__init__(env, timing, packet_of, deliver)
+    def __init__(self, env, timing, packet_of, deliver, record=None):
+        super().__init__(env, timing, packet_of, deliver, record)
         self.bus = Arbiter(env, "bus")
 
     def _launch(self, pkt: Packet, t: int):
@@ -157,6 +160,8 @@ class Bus(NoC):
             return
         g = yield self.bus.request(pkt.key(t), pkt.flits)
         self.flit_hops[pkt.src] += pkt.flits
+        if self.record is not None:
+            self.record.append(("bus", g, g + pkt.flits))
         yield at(env, g + self.timing.hop_latency)
         for d, j in remote:
             self.eject(pkt, d, j)

@@ -67,7 +67,7 @@ class Chip:
         self.srams = [SRAM(env, s, timing.banks, timing.read_latency)
                       for s in range(-(-n // timing.sharing))]
         noc_cls = Mesh if timing.topology == MESH else Bus
-        self.noc = noc_cls(env, timing, self.packet, self.deliver)
+        self.noc = noc_cls(env, timing, self.packet, self.deliver, record)
         self.pes = [pe_cls(env, p, self, pe_param) for p in range(n)]
         by_src: list[list[int]] = [[] for _ in range(n)]
         for k, s in enumerate(self.src):
