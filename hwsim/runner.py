@@ -133,7 +133,7 @@ def engine_module(name: str):
 def resolve_engine(arch, engine: str) -> tuple[str, list[str]]:
     """The engine that will really run, and notes for the user when it differs."""
     name = arch.get("pe.component")
-    cls = registry.get(name, where=arch.where("pe.component") + " pe.component")
+    cls = registry.get(name, where=arch.where("pe.component") + ": pe.component")
     notes = []
     if engine == "fast" and not getattr(cls, "has_fast_kernel", False):
         notes.append(f"component {name!r} has no fast kernel: ran the detailed engine")
