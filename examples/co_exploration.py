@@ -21,6 +21,7 @@ from pathlib import Path
 
 import hwsim
 from hwsim.arch import load_arch
+from hwsim.errors import InputError
 from hwsim.plot import bottleneck_breakdown
 from hwsim.trace import load_trace
 
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES = {
     "sync": ("the barriers themselves cost the time (one per op): run the ops of a step "
              "concurrently on PE groups, one barrier per step",
-             [{"mapping.mode": "layer_pipelined"}]),
+             [{"mapping.mode": "layer_pipelined"},
+              {"mapping.mode": "layer_pipelined", "mapping.strategy": "balanced"}]),
     "imbalance": ("PEs finish at different times and wait at the barrier: spread neurons by "
                   "the work the trace puts on them",
                   [{"mapping.strategy": "balanced"}]),
@@ -105,13 +107,18 @@ def explore(arch_path: Path, trace_path: Path, steps: int | None, log, img_dir: 
                     continue
                 tried.add(key)
                 share = split[stall] / sum(split.values())
-                cand, res = evaluate(arch_path, trace, {**current.overrides, **change}, steps)
+                what = ", ".join(f"{k}={v}" for k, v in change.items())
+                head = (f"\nStep {step}: bottleneck **{stall}** ({share:.0%} of PE-cycles). "
+                        f"Hypothesis: {hypothesis}. Change: `{what}` -> ")
+                try:
+                    cand, res = evaluate(arch_path, trace, {**current.overrides, **change}, steps)
+                except InputError as e:  # e.g. the new placement does not fit the SRAMs
+                    log(head + f"rejected (not feasible: {str(e).split(': ', 2)[-1]}).\n")
+                    continue
                 verdict = ("kept" if cand.edp < current.edp and cand.area <= start.area
                            else "rejected")
-                what = ", ".join(f"{k}={v}" for k, v in change.items())
-                log(f"\nStep {step}: bottleneck **{stall}** ({share:.0%} of PE-cycles). "
-                    f"Hypothesis: {hypothesis}. Change: `{what}` -> {verdict} "
-                    f"(EDP/step {cand.edp / current.edp:.3f}x, area {cand.area:.0f}).\n")
+                log(head + f"{verdict} (EDP/step {cand.edp / current.edp:.3f}x, "
+                    f"area {cand.area:.0f}).\n")
                 if verdict == "kept":
                     history.append((what, stall, hypothesis, cand))
                     log(_row(what, cand, start))
