@@ -87,12 +87,10 @@ def explore(arch_path: Path, trace_path: Path, steps: int | None, log, img_dir: 
     current, result = evaluate(arch_path, trace, {}, steps)
     start = current
     tried: set[str] = set()
-    history = [("start", None, None, current)]
-    if img_dir:
-        bottleneck_breakdown(result, img_dir / f"{trace_path.stem}_0_start.png")
     log(f"\n## {trace_path.name} on {arch_path.name}\n")
-    log(_row_header())
-    log(_row("start", current, start))
+    rows = [_row("start", current, start)]
+    if img_dir:
+        _figure(result, img_dir, f"{trace_path.stem}_0_start.png", "start", log)
     for step in range(1, 10):
         split = current.summary["cycle_split_pe_cycles"]
         ranked = sorted((k for k in RULES if split.get(k, 0) > 0), key=lambda k: -split[k])
@@ -120,16 +118,18 @@ def explore(arch_path: Path, trace_path: Path, steps: int | None, log, img_dir: 
                 log(head + f"{verdict} (EDP/step {cand.edp / current.edp:.3f}x, "
                     f"area {cand.area:.0f}).\n")
                 if verdict == "kept":
-                    history.append((what, stall, hypothesis, cand))
-                    log(_row(what, cand, start))
+                    rows.append(_row(what, cand, start))
                     if img_dir:
-                        bottleneck_breakdown(res, img_dir / f"{trace_path.stem}_{step}.png")
+                        _figure(res, img_dir, f"{trace_path.stem}_{step}.png", what, log)
                     current, moved = cand, True
                     break
             if moved:
                 break
         if not moved:
             break
+    log("\n" + _row_header())
+    for r in rows:
+        log(r)
     gain = 1 - current.edp / start.edp
     cyc = 1 - current.summary["cycles"] / start.summary["cycles"]
     log(f"\n**Result for {trace_path.name}**: energy x latency per step "
@@ -138,6 +138,11 @@ def explore(arch_path: Path, trace_path: Path, steps: int | None, log, img_dir: 
         f"proxy {start.area:.0f} -> {current.area:.0f}. Final overrides: "
         f"`{current.overrides}`.\n")
     return start, current, gain
+
+
+def _figure(result, img_dir: Path, name: str, caption: str, log):
+    bottleneck_breakdown(result, img_dir / name)
+    log(f"\n![bottleneck breakdown, {caption}]({img_dir.name}/{name})\n")
 
 
 def _row_header() -> str:

@@ -626,16 +626,27 @@ def _sql_value(v):
     return v
 
 
+LOCK_WAIT_S = 10.0
+
+
 @contextlib.contextmanager
 def _lock(out: Path):
     import fcntl
 
     f = open(out / LOCK_FILE, "w")
     try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise InputError(f"{out}: --out: another sweep is running in this directory") from None
+        # the workers of a sweep killed a moment ago may still hold the lock (they inherit it
+        # when forked) until the kernel has reaped them: wait a little before refusing
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise InputError(f"{out}: --out: another sweep is running in this "
+                                     "directory") from None
+                time.sleep(0.1)
         yield
     finally:
         f.close()
