@@ -76,6 +76,7 @@ def _refuse_overwrite(path: str, force: bool, what: str):
 
 def cmd_run(args) -> int:
     from .report import bottleneck_text
+    from .result import refuse_overwrite
     from .runner import run
     from .trace import load_trace
 
@@ -87,9 +88,8 @@ def cmd_run(args) -> int:
         raise InputError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     if args.json:
         _refuse_overwrite(args.json, args.force, "--json")
-    if args.out and Path(args.out, "summary.json").exists() and not args.force:
-        raise InputError(f"{args.out}: --out: this directory already holds results; "
-                         "choose another or pass --force to overwrite them")
+    if args.out:  # refused before a long run, not after it
+        refuse_overwrite(args.out, args.force)
     n_steps = min(args.steps, trace.steps) if args.steps and args.steps > 0 else trace.steps
     cli_report.check_run_report_options(args, n_steps)  # before a long run, not after
     result = run(trace, arch, engine=args.engine, steps=args.steps, jobs=args.jobs,

@@ -93,7 +93,7 @@ class Result:
         total[R["queue_hwm"]] = rows[:, R["queue_hwm"]].max(initial=0)  # a peak, not a sum
         e_tot = {k: float(v.sum()) for k, v in e_ph.items()}
         summary = _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot,
-                           ops, clock)
+                           ops, st, clock)
         busy = acc.step_pe[:, :, R["compute"]]
         return cls(summary, ops, ph, pes, st, busy)
 
@@ -102,9 +102,7 @@ class Result:
     def save(self, out: str | os.PathLike, force: bool = False) -> list[Path]:
         """Write every table as CSV and Parquet plus summary.json; refuse to overwrite results."""
         out = Path(out)
-        if out.exists() and (out / "summary.json").exists() and not force:
-            raise InputError(f"{out}: --out: this directory already holds results; "
-                             "choose another or pass --force to overwrite them")
+        refuse_overwrite(out, force)
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name in TABLES:
@@ -117,6 +115,13 @@ class Result:
         return written + [out / "step_pe_busy.npy", out / "summary.json"]
 
 
+def refuse_overwrite(out: Path, force: bool):
+    """Results already in `out` are not overwritten unless the user says --force."""
+    if (Path(out) / "summary.json").exists() and not force:
+        raise InputError(f"{out}: --out: this directory already holds results; "
+                         "choose another or pass --force to overwrite them")
+
+
 def load_result(out: str | os.PathLike) -> Result:
     out = Path(out)
     if not (out / "summary.json").exists():
@@ -127,7 +132,8 @@ def load_result(out: str | os.PathLike) -> Result:
     return Result(summary, step_pe_busy=busy, **tables)
 
 
-def _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot, ops, clock):
+def _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot, ops, steps,
+             clock):
     n_pe = mapping.n_pe
     n_cycles = int(cycles.sum())
     time_ms = n_cycles / (clock * 1e3)
@@ -153,10 +159,9 @@ def _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot, 
         "steps": trace.steps, "step_ms": trace.step_ms, "n_pe": n_pe, "clock_mhz": clock,
         "phases": len(cycles), "cycles": n_cycles, "time_ms": time_ms, "audio_ms": audio_ms,
         "rtf": time_ms / audio_ms if audio_ms else None,
-        "steps_over_deadline": int((cycles_per_step(cycles, trace, mapping) / (clock * 1e3)
-                                    > trace.step_ms).sum()),
+        "steps_over_deadline": int((~steps["meets_deadline"]).sum()),
         "energy_pj": float(sum(e_tot.values())), "energy_by_component_pj": e_tot,
-        "events": int(trace_events(ops)), "deliveries": int(total[R["events"]]),
+        "events": int(ops["events"].sum()), "deliveries": int(total[R["events"]]),
         "macs": int(total[R["macs"]]), "acs": int(total[R["acs"]]),
         "sram_reads": int(total[R["sram_reads"]]), "sram_writes": int(total[R["sram_writes"]]),
         "flit_hops": int(total[R["flit_hops"]]), "queue_hwm": int(total[R["queue_hwm"]]),
@@ -171,13 +176,3 @@ def _summary(trace, arch, mapping, engine, notes, wall_s, cycles, total, e_tot, 
 def _add_imbalance(df: pd.DataFrame):
     """Barrier wait beyond the barrier's own latency: PEs done early waiting for the slowest."""
     df["imbalance"] = df["barrier"] - df["sync"]
-
-
-def trace_events(ops: pd.DataFrame) -> int:
-    return int(ops["events"].sum())
-
-
-def cycles_per_step(cycles, trace, mapping) -> np.ndarray:
-    keys = mapping.phase_keys(trace.steps)
-    steps = np.array([k[0] for k in keys], dtype=np.int64)
-    return np.bincount(steps, weights=cycles, minlength=trace.steps)

@@ -212,51 +212,16 @@ def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
 def run_phases(phases: list[Phase], timing: Timing, *, backend: str | None = None,
                validate: bool = True, _fault: int = 0) -> list[PhaseResult]:
     """Simulate many phases (independent, each from empty queues) in one kernel call."""
-    tim = _check_timing(timing)
     n_pe = timing.n_pe
-    if n_pe >= 1 << 16:
-        raise InputError(f"timing: {n_pe} PEs; the fast engine supports fewer than 65536")
-    n = len(phases)
-    if validate:
+    if validate:  # per phase, so that a message names the phase that is wrong
         for i, ph in enumerate(phases):
             _check_phase(i, ph, n_pe)
-    if n == 0:
+    if not phases:
+        _check_timing(timing)
         return []
-    ks = np.fromiter((len(ph.src) for ph in phases), np.int64, n)
-    k_off = np.zeros(n + 1, np.int64)
-    np.cumsum(ks, out=k_off[1:])
-    js = np.fromiter((len(ph.dst) for ph in phases), np.int64, n)
-    j_off = np.zeros(n + 1, np.int64)
-    np.cumsum(js, out=j_off[1:])
-    K = int(k_off[-1])
-    dst_ptr = np.empty(K + 1, np.int64)
-    dst_ptr[-1] = j_off[-1]
-    if K:
-        dst_ptr[:K] = np.concatenate([ph.dst_ptr[:-1] for ph in phases])
-        dst_ptr[:K] += np.repeat(j_off[:-1], ks)
-
-    def cat(name, size):
-        arrs = [getattr(ph, name) for ph in phases]
-        return np.concatenate(arrs).astype(np.int64, copy=False) if size else np.zeros(0, np.int64)
-
-    J = int(j_off[-1])
-    src = cat("src", K)
-    flits = cat("flits", K)
-    dst = cat("dst", J)
-    reads = cat("reads", J)
-    cyc = cat("cycles", J)
-    macs = cat("macs", J)
-    acs = cat("acs", J)
-    ur = cat("upd_reads", 1)
-    uw = cat("upd_writes", 1)
-    uc = cat("upd_cycles", 1)
-    um = cat("upd_macs", 1)
-    un = cat("upd_neurons", 1)
-    extra = np.fromiter((int(ph.extra_barrier) for ph in phases), np.int64, n)
-    kern = _kernel_for(backend)
-    pcs, out = _run(kern, tim, n, n_pe, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
-                    ur, uw, uc, um, un, extra, _fault)
-    return [PhaseResult(int(pcs[i]), out[i * n_pe:(i + 1) * n_pe]) for i in range(n)]
+    pcs, out = run_batch(PhaseBatch.concat(phases), timing, backend=backend, validate=False,
+                         _fault=_fault)
+    return [PhaseResult(int(c), pe) for c, pe in zip(pcs, out)]
 
 
 def run_phase(phase: Phase, timing: Timing, *, backend: str | None = None,
