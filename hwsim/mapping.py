@@ -7,6 +7,7 @@ engines see only packets, destinations and per-destination work.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 import numpy as np
@@ -265,10 +266,7 @@ class Mapping:
         phase_of = _cat([q[0] for q in parts])
         order = np.argsort(phase_of, kind="stable")  # phase, then op, then channel
         counts = _cat([q[2] for q in parts])[order]
-        # each op's first pair indexes its own cost table; shift it into the concatenated tables
-        table_off = np.cumsum([0] + [len(q[4][0]) for q in parts[:-1]])
-        pair_lo = _cat([q[3] + off for q, off in zip(parts, table_off)])[order]
-        tables = [_cat([q[4][f] for q in parts]) for f in range(5)]
+        pair_lo = _cat([q[3] for q in parts])[order]
         k_off = np.searchsorted(phase_of[order], np.arange(len(keys) + 1)).astype(np.int64)
 
         # update work per phase: one op's, or (index n_ops) the sum over all ops
@@ -277,11 +275,45 @@ class Mapping:
         extra = self._update_table("extra_barrier")[row]
         return PhaseBatch(
             P, k_off, _cat([q[1] for q in parts])[order],
-            _cat([q[5] for q in parts])[order],
-            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), *tables,
-            *(upd[f] for f in _UPDATES), extra, _cat([q[6] for q in parts])[order],
+            _cat([q[4] for q in parts])[order],
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), *self._pair_tables[0],
+            *(upd[f] for f in _UPDATES), extra, _cat([q[5] for q in parts])[order],
             pair_lo=pair_lo,
         )
+
+    @cached_property
+    def _pair_tables(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """Every op's per-channel cost tables (dst, reads, cycles, macs, acs) concatenated once,
+        and where each op's rows start: batches point into them instead of copying them."""
+        tables = []
+        for pl in self.places:
+            zero = np.zeros_like(pl.ops)
+            macs, acs = (zero, pl.ops) if pl.binary else (pl.ops, zero)
+            tables.append((pl.dst, pl.reads, pl.cycles, macs, acs))
+        off = np.cumsum([0] + [len(t[0]) for t in tables[:-1]]).astype(np.int64)
+        return [_cat([t[f] for t in tables]) for f in range(5)], off
+
+    @cached_property
+    def _pair_prefix(self) -> np.ndarray:
+        """Prefix sums of the reads, macs and acs tables: a packet's totals in two lookups."""
+        dst, reads, _, macs, acs = self._pair_tables[0]
+        z = np.zeros((3, 1), np.int64)
+        return np.concatenate([z, np.cumsum(np.stack([reads, macs, acs]), axis=1)], axis=1)
+
+    def op_counts(self, batch: PhaseBatch) -> np.ndarray:
+        """Static per-op counts of a batch of this mapping's: [n_ops, (events, deliveries, macs,
+        acs, sram_reads)], from the tables' prefix sums (no pair is expanded)."""
+        n = len(self.trace.ops)
+        per_packet = np.diff(batch.dst_ptr)
+        lo = batch.pair_lo
+        pre = self._pair_prefix
+        out = np.zeros((n, 5), np.int64)
+        out[:, 0] = np.bincount(batch.op_of, minlength=n)
+        out[:, 1] = np.bincount(batch.op_of, weights=per_packet, minlength=n)
+        for col, row in ((2, 1), (3, 2), (4, 0)):
+            totals = pre[row, lo + per_packet] - pre[row, lo]
+            out[:, col] = np.bincount(batch.op_of, weights=totals, minlength=n)
+        return out
 
     def _update_table(self, field: str) -> np.ndarray:
         """Per-op update arrays stacked [n_ops + 1, ...], the last row for all ops together."""
@@ -293,8 +325,8 @@ class Mapping:
         return cache[field]
 
     def _packets(self, i: int, wants: list[tuple[int, int]]):
-        """Op i's packets at the wanted steps: phase, src, pair count, first pair, pair arrays
-        (dst, reads, cycles, macs, acs), flits and op, all per packet except the pair arrays."""
+        """Op i's packets at the wanted steps: phase, src, pair count, first row in the pair
+        tables, flits and op, one entry per packet."""
         pl, ev = self.places[i], self.trace.events[i]
         n_of, t_of = (np.array(x, dtype=np.int64) for x in zip(*wants))
         lo, hi = ev.indptr[t_of], ev.indptr[t_of + 1]
@@ -303,17 +335,13 @@ class Mapping:
         idx = ev.index[ev_pos].astype(np.int64)
         starts, counts = pl.dst_ptr[idx], np.diff(pl.dst_ptr)[idx]
         src = pl.src_of_channel[idx]
-        ops = pl.ops
-        zero = np.zeros_like(ops)
-        macs, acs = (zero, ops) if pl.binary else (ops, zero)
-        tables = (pl.dst, pl.reads, pl.cycles, macs, acs)
         if not self.multicast:  # one unicast packet per destination, in destination order
             pos = ranges(starts, counts)
             phase, src = np.repeat(phase, counts), np.repeat(src, counts)
             starts, counts = pos, np.ones_like(pos)
         k = len(src)
-        return (phase, src, counts, starts, tables, np.full(k, pl.flits, np.int64),
-                np.full(k, i, np.int64))
+        return (phase, src, counts, starts + self._pair_tables[1][i],
+                np.full(k, pl.flits, np.int64), np.full(k, i, np.int64))
 
     def build(self, key: tuple[int, int | None]) -> Phase:
         """One phase, for the detailed engine and for tests."""
@@ -342,4 +370,4 @@ _UPDATES = ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons")
 
 
 def _cat(arrays) -> np.ndarray:
-    return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)
+    return np.concatenate(arrays).astype(np.int64, copy=False) if arrays else np.zeros(0, np.int64)

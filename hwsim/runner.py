@@ -61,38 +61,37 @@ class Accumulator:
         self.op_cycles = z(self.n_ops, np.int64)
 
     def add(self, keys, batch: PhaseBatch, cycles: np.ndarray, counters: np.ndarray,
-            barrier_latency: int):
-        """Take in a batch's results: cycles [n], counters [n, n_pe, N]."""
-        hwm = R["queue_hwm"]
+            barrier_latency: int, op_counts: np.ndarray):
+        """Take in a batch's results: cycles [n], counters [n, n_pe, N], and the batch's static
+        per-op counts [n_ops, len(OP_COUNTS)] (Mapping.op_counts)."""
+        hwm, n = R["queue_hwm"], len(keys)
+        full = np.empty(counters.shape[:2] + (len(RUN_COUNTERS),), np.int64)
+        full[:, :, :-1] = counters
         busy = counters[:, :, R["idle"]] == 0  # idle PEs wait for nothing: they have no work
-        sync = busy * (barrier_latency + batch.extra_barrier)[:, None]
-        counters = np.concatenate([counters, sync[:, :, None]], axis=2)
-        rows = counters.sum(axis=1)
-        rows[:, hwm] = counters[:, :, hwm].max(axis=1, initial=0)
+        full[:, :, -1] = busy * (barrier_latency + batch.extra_barrier)[:, None]
+        rows = full.sum(axis=1)
+        peak = full[:, :, hwm]  # [n, n_pe]
+        rows[:, hwm] = peak.max(axis=1, initial=0)
         self.keys += list(keys)
         self.cycles.append(np.asarray(cycles, dtype=np.int64))
         self.rows.append(rows)
-        self._sum(self.pe, counters.sum(axis=0), counters[:, :, hwm].max(axis=0, initial=0))
+        self._sum(self.pe, full.sum(axis=0), peak.max(axis=0, initial=0))
+        # per step: phases come in execution order, so a step's phases are runs of the batch
         steps = np.array([k[0] for k in keys], dtype=np.int64)
-        for t in np.unique(steps):
-            sel = counters[steps == t]
-            self._sum(self.step_pe[t], sel.sum(axis=0), sel[:, :, hwm].max(axis=0))
-        # static per-op counts: each packet's pairs are a run of rows of the pair arrays, so
-        # prefix sums give every packet's total without expanding the pairs
-        n = self.n_ops
-        per_packet = np.diff(batch.dst_ptr)
-        lo = batch.dst_ptr[:-1] if batch.pair_lo is None else batch.pair_lo
-        self.op[:, 0] += np.bincount(batch.op_of, minlength=n)
-        self.op[:, 1] += np.bincount(batch.op_of, weights=per_packet, minlength=n).astype(np.int64)
-        for col, arr in ((2, batch.macs), (3, batch.acs), (4, batch.reads)):
-            prefix = np.concatenate([[0], np.cumsum(arr)])
-            totals = prefix[lo + per_packet] - prefix[lo]
-            self.op[:, col] += np.bincount(batch.op_of, weights=totals, minlength=n).astype(np.int64)
+        starts = np.flatnonzero(np.diff(steps, prepend=-1))
+        step_sum = np.add.reduceat(full, starts, axis=0)
+        step_peak = np.maximum.reduceat(peak, starts, axis=0)
+        for t, total, top in zip(steps[starts], step_sum, step_peak):
+            self._sum(self.step_pe[t], total, top)
+        self.op += op_counts
         ops = np.array([-1 if k[1] is None else k[1] for k in keys], dtype=np.int64)
-        for i in np.unique(ops[ops >= 0]):
-            sel = rows[ops == i]
-            self._sum(self.op_phase[i], sel.sum(axis=0), sel[:, hwm].max())
-            self.op_cycles[i] += int(np.asarray(cycles)[ops == i].sum())
+        mine = ops >= 0
+        if mine.any():
+            keep = self.op_phase[:, hwm].copy()
+            np.add.at(self.op_phase, ops[mine], rows[mine])
+            self.op_phase[:, hwm] = keep
+            np.maximum.at(self.op_phase[:, hwm], ops[mine], rows[mine, hwm])
+            np.add.at(self.op_cycles, ops[mine], np.asarray(cycles, dtype=np.int64)[mine])
 
     @staticmethod
     def _sum(into: np.ndarray, total: np.ndarray, peak):
@@ -157,7 +156,8 @@ class _Worker:
     def __call__(self, keys) -> Accumulator:
         acc = Accumulator(*self.acc_args)
         batch = self.mapping.batch(keys)
-        acc.add(keys, batch, *self.run_batch(batch), self.barrier_latency)
+        acc.add(keys, batch, *self.run_batch(batch), self.barrier_latency,
+                self.mapping.op_counts(batch))
         return acc
 
 

@@ -7,13 +7,17 @@
 
 Features are cached next to the manifest (``<manifest>.feats.pt``). The learning rate warms up
 for ``--warmup`` steps, then follows a cosine to 5 % of ``--lr`` at ``--steps``; ``--minutes``
-stops earlier if the time budget runs out. The checkpoint with the best dev CER is kept (for
+stops earlier if the time budget runs out. The checkpoint with the best dev WER (then CER) is kept (for
 fatrelu/spiking: the best among those that reach ``--target-sparsity`` on dev, if given).
 
 FATReLU thresholds are scheduled, not learned: every ``--calib-every`` steps each site's
 threshold is set to the quantile of its inputs at the scheduled sparsity, which ramps linearly
 from ``--ramp-start`` (0.5) to ``--target-sparsity`` over ``--ramp-steps``. Spiking fine-tuning may add a
 firing-rate penalty ``--rate-penalty * mean(spikes)``.
+
+``--augment`` applies SpecAugment masks; ``--distill TEACHER`` adds ``--distill-weight`` x the frame-level KL divergence from a (dense)
+teacher's CTC posteriors to the student's: the sparse student then learns to keep the dense
+model's alignments rather than only the transcript, which the thresholds otherwise disturb.
 """
 from __future__ import annotations
 
@@ -109,11 +113,36 @@ def collate(data: list[dict], idx: list[int], device="cpu"):
     return x.to(device), lens.to(device), torch.cat(tokens).to(device), tl.to(device)
 
 
-def ctc_loss(model: SpeechMamba, x, lens, targets, tlens):
+def spec_augment(x: torch.Tensor, lens: torch.Tensor, rng: random.Random, freq_masks: int = 2,
+                 freq_width: int = 12, time_masks: int = 2, time_width: int = 24) -> torch.Tensor:
+    """SpecAugment masks (to the utterance mean, i.e. 0 after normalization): new inputs each
+    epoch, so a memorized training set still teaches something."""
+    x = x.clone()
+    for b in range(x.shape[0]):
+        for _ in range(freq_masks):
+            w = rng.randint(0, freq_width)
+            f = rng.randint(0, x.shape[2] - w)
+            x[b, :, f:f + w] = 0
+        for _ in range(time_masks):
+            w = rng.randint(0, min(time_width, int(lens[b]) // 5))
+            t = rng.randint(0, max(0, int(lens[b]) - w))
+            x[b, t:t + w] = 0
+    return x
+
+
+def ctc_loss(model: SpeechMamba, x, lens, targets, tlens, teacher: SpeechMamba | None = None):
+    """CTC loss, and (with a teacher) the mean per-frame KL(teacher || model) over real frames."""
     logp = model(x)  # (b, l, v)
     olens = torch.clamp(SpeechMamba.out_lengths(lens), max=logp.shape[1])
-    return F.ctc_loss(logp.transpose(0, 1), targets, olens, tlens, blank=0, zero_infinity=True,
-                      reduction="mean")
+    ctc = F.ctc_loss(logp.transpose(0, 1), targets, olens, tlens, blank=0, zero_infinity=True,
+                     reduction="mean")
+    if teacher is None:
+        return ctc, None
+    with torch.no_grad():
+        t_logp = teacher(x)
+    real = torch.arange(logp.shape[1], device=logp.device)[None, :] < olens[:, None]
+    kl = (t_logp.exp() * (t_logp - logp)).sum(-1)
+    return ctc, kl[real].mean()
 
 
 @torch.no_grad()
@@ -218,6 +247,12 @@ def train(args) -> dict:
     if cfg.variant == "fatrelu":
         sched = ThresholdSchedule(model, args.target_sparsity or 0.7, args.ramp_steps, args.ramp_start)
     rates = RateMeter(model) if args.rate_penalty > 0 else None
+    teacher = None
+    if args.distill:
+        teacher, _ = load_checkpoint(args.distill)
+        teacher.to(dev).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
 
     from tqdm import tqdm
 
@@ -234,8 +269,10 @@ def train(args) -> dict:
             if sched is not None and step % args.calib_every == 0:
                 sched.arm()
             x, lens, tg, tl = collate(train_data, idx, dev)
-            loss = ctc_loss(model, x, lens, tg, tl)
-            total = loss
+            if args.augment:
+                x = spec_augment(x, lens, rng)
+            loss, kl = ctc_loss(model, x, lens, tg, tl, teacher)
+            total = loss if kl is None else loss + args.distill_weight * kl
             if rates is not None:
                 total = loss + args.rate_penalty * rates.pop_mean()
             opt.zero_grad()
@@ -246,7 +283,7 @@ def train(args) -> dict:
                 sched.update(step)
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", **({} if kl is None else {"kl": f"{kl.item():.4f}"}))
             minutes = (time.time() - t0) / 60
             last = step >= args.steps or (args.minutes and minutes >= args.minutes)
             if step % args.eval_every == 0 or last:
@@ -255,7 +292,7 @@ def train(args) -> dict:
                 rec = {"step": step, "minutes": round(minutes, 2), "loss": round(loss.item(), 4),
                        "dev_wer": round(ev["wer"], 4), "dev_cer": round(ev["cer"], 4),
                        "dev_sparsity": round(ev["sparsity"], 4), "saved": False}
-                if ok and (best is None or ev["cer"] <= best["dev_cer"]):
+                if ok and (best is None or (ev["wer"], ev["cer"]) <= (best["dev_wer"], best["dev_cer"])):
                     rec["saved"] = True
                     best = rec
                     info = {"args": {k: v for k, v in vars(args).items()}, "step": step,
@@ -305,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ramp-start", type=float, default=0.5, help="scheduled sparsity at step 0")
     p.add_argument("--calib-every", type=int, default=10)
     p.add_argument("--rate-penalty", type=float, default=0.0)
+    p.add_argument("--distill", metavar="TEACHER", help="checkpoint whose CTC posteriors the model also learns (KL)")
+    p.add_argument("--distill-weight", type=float, default=1.0)
+    p.add_argument("--augment", action="store_true", help="SpecAugment time and frequency masks")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--feature-jobs", type=int, default=1, help="processes computing features")

@@ -820,13 +820,15 @@ def _lpush(tt, cls, val, cur, mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
 
 
 @njit
-def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, macs, acs, dst,
                 ur, uw, uc, um, un, extra, out, ob, fault,
                 order, grp, svc, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t, inlist,
                 nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 link_free, ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
                 tmp, tmp2, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
-    """One phase with private SRAMs; same contract as :func:`_phase`."""
+    """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
+    arrays are read from the shared tables (``tdst``, ``reads`` .. ``acs``; packet k's pairs at
+    rows ``plo[k]``..) and the destinations copied into the phase-local ``dst``."""
     rows = tim[T_ROWS]
     cols = tim[T_COLS]
     topo = tim[T_TOPO]
@@ -884,23 +886,28 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, a
         out[q, C_MACS] = um[p]
 
     # ---- per pair: the timing-independent counters and the core's service time -----------
-    for j in range(jb, je):
-        d = dst[j]
-        ps[d * LNF + F_TOT] += 1
-        rd = reads[j]
-        sv = dec + cyc[j]
-        q = ob + d
-        if rd > 0:
-            if rd < nbt:
-                sv += busy_tab[rd] + rlx
-            else:
-                sv += (rd + banks - 1) // banks + rlx
-            out[q, C_READS] += rd
-        svc[j - jb] = sv
-        out[q, C_COMPUTE] += sv
-        out[q, C_EVENTS] += 1
-        out[q, C_MACS] += macs[j]
-        out[q, C_ACS] += acs[j]
+    for kl in range(K):
+        j0 = dst_ptr[kb + kl]
+        shift = plo[kl] - j0
+        for j in range(j0, dst_ptr[kb + kl + 1]):
+            r = shift + j
+            d = tdst[r]
+            dst[j] = d
+            ps[d * LNF + F_TOT] += 1
+            rd = reads[r]
+            sv = dec + cyc[r]
+            q = ob + d
+            if rd > 0:
+                if rd < nbt:
+                    sv += busy_tab[rd] + rlx
+                else:
+                    sv += (rd + banks - 1) // banks + rlx
+                out[q, C_READS] += rd
+            svc[j - jb] = sv
+            out[q, C_COMPUTE] += sv
+            out[q, C_EVENTS] += 1
+            out[q, C_MACS] += macs[r]
+            out[q, C_ACS] += acs[r]
     acc = 0
     for p in range(n_pe):
         ps[p * LNF + F_OFF] = acc
@@ -1479,23 +1486,46 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, a
 
 
 @njit
-def run_many(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+def run_many(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
              ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault=0):
     """Run every phase i (packets k_off[i]..k_off[i+1]-1, PEs i*n_pe..(i+1)*n_pe-1).
 
-    ``dst_ptr`` is one global CSR over the concatenated pairs; ``ur`` .. ``un`` are
+    ``dst_ptr`` numbers the pairs of the concatenated packets; pair j of packet k is row
+    ``pair_lo[k] + j - dst_ptr[k]`` of the pair tables ``dst`` .. ``acs`` (per-op tables shared
+    by many packets, or one row per pair with ``pair_lo = dst_ptr[:-1]``). ``ur`` .. ``un`` are
     ``[n_phases * n_pe]``. ``out`` (``[n_phases * n_pe, N_COUNTERS]``) must be zero.
     ``fault`` plants a deliberate bug (mutation tests only; 0 in production).
     Returns 0, or the index+1 of a phase that failed the internal consistency check."""
     if tim[T_SHARE] == 1:
-        return _run_lean(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+        return _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
                          ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault)
-    return _run_general(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+    return _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
                         ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault)
 
 
+@njit_inline
+def _gather_phase(kb, ke, dst_ptr, pair_lo, dst, reads, cyc, macs, acs,
+                  ldp, ldst, lrd, lcy, lma, lac):
+    """Copy phase kb..ke-1's pairs out of the shared tables into phase-local rows (which then
+    stay in cache for the phase) and its pair pointers, rebased to 0."""
+    jb = dst_ptr[kb]
+    for kl in range(ke - kb):
+        k = kb + kl
+        j0 = dst_ptr[k] - jb
+        ldp[kl] = j0
+        shift = pair_lo[k] - j0
+        for j in range(j0, dst_ptr[k + 1] - jb):
+            r = shift + j
+            ldst[j] = dst[r]
+            lrd[j] = reads[r]
+            lcy[j] = cyc[r]
+            lma[j] = macs[r]
+            lac[j] = acs[r]
+    ldp[ke - kb] = dst_ptr[ke] - jb
+
+
 @njit
-def _run_lean(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
               ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault):
     n_pe = tim[T_ROWS] * tim[T_COLS]
     rows = tim[T_ROWS]
@@ -1575,10 +1605,17 @@ def _run_lean(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
     busy_tab = np.zeros(4096, np.int64)
     for x in range(4096):
         busy_tab[x] = (x + banks - 1) // banks
+    ldp = np.zeros(maxk + 1, np.int64)
+    ldst = np.zeros(maxj, np.int64)
     for i in range(n_phases):
         pb = i * n_pe
-        pc = _phase_lean(tim, n_pe, k_off[i], k_off[i + 1], dst_ptr, src, flits, dst, reads,
-                         cyc, macs, acs, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
+        kb = k_off[i]
+        ke = k_off[i + 1]
+        jb = dst_ptr[kb]
+        for k in range(kb, ke + 1):
+            ldp[k - kb] = dst_ptr[k] - jb
+        pc = _phase_lean(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke],
+                         dst, reads, cyc, macs, acs, ldst, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
                          um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb, fault,
                          order, grp, svc, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t,
                          inlist, nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
@@ -1592,7 +1629,7 @@ def _run_lean(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
 
 
 @njit
-def _run_general(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+def _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
                  ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault):
     n_pe = tim[T_ROWS] * tim[T_COLS]
     depth = tim[T_DEPTH]
@@ -1673,10 +1710,20 @@ def _run_general(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
     for p in range(n_pe):
         prow[p] = p // cols
         pcol[p] = p % cols
+    ldp = np.zeros(maxk + 1, np.int64)
+    ldst = np.zeros(maxj, np.int64)
+    lrd = np.zeros(maxj, np.int64)
+    lcy = np.zeros(maxj, np.int64)
+    lma = np.zeros(maxj, np.int64)
+    lac = np.zeros(maxj, np.int64)
     for i in range(n_phases):
         pb = i * n_pe
-        pc = _phase(tim, n_pe, k_off[i], k_off[i + 1], dst_ptr, src, flits, dst, reads, cyc,
-                    macs, acs, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
+        kb = k_off[i]
+        ke = k_off[i + 1]
+        _gather_phase(kb, ke, dst_ptr, pair_lo, dst, reads, cyc, macs, acs,
+                      ldp, ldst, lrd, lcy, lma, lac)
+        pc = _phase(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], ldst, lrd, lcy,
+                    lma, lac, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
                     um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                     order, grp, cw, rmin, rmax, cmin, cmax, pair_of, pk_of_pair, rec_e, rec_p,
                     sp_ptr, sp_end, head_t, inlist, nxt, gcache,
@@ -1688,17 +1735,3 @@ def _run_general(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
             return i + 1
         phase_cycles[i] = pc
     return 0
-
-
-@njit
-def gather_pairs(dst_ptr, pair_lo, tables, out):
-    """Expand a compact batch: row j of `out` (pair j of packet k) is row
-    pair_lo[k] + (j - dst_ptr[k]) of `tables` ([5, rows]: dst, reads, cycles, macs, acs)."""
-    for f in range(5):
-        src = tables[f]
-        dst = out[f]
-        for k in range(pair_lo.shape[0]):
-            j0 = dst_ptr[k]
-            shift = pair_lo[k] - j0
-            for j in range(j0, dst_ptr[k + 1]):
-                dst[j] = src[shift + j]

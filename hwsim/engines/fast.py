@@ -14,7 +14,6 @@ pure path for one call (used by the tests to compare the two).
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import replace
 import sys
 
 import numpy as np
@@ -150,6 +149,20 @@ def _check_batch(b: PhaseBatch, n_pe: int) -> None:
                 raise InputError("batch: destinations of a packet must be strictly increasing")
 
 
+def _check_compact(b: PhaseBatch) -> None:
+    """A compact batch's packets must point inside its pair tables."""
+    if b.pair_lo is None:
+        return
+    rows = len(b.dst)
+    if any(len(getattr(b, f)) != rows for f in ("reads", "cycles", "macs", "acs")):
+        raise InputError("batch: the pair tables dst, reads, cycles, macs, acs differ in length")
+    if len(b.pair_lo) != len(b.src) or len(b.dst_ptr) != len(b.src) + 1:
+        raise InputError("batch: pair_lo and dst_ptr must have K and K+1 entries")
+    count = np.diff(b.dst_ptr)
+    if len(count) and (b.pair_lo.min() < 0 or (b.pair_lo + count).max() > rows):
+        raise InputError(f"batch: pair_lo points outside the pair tables (0..{rows - 1})")
+
+
 def _kernel_for(backend: str | None):
     if backend not in (None, "python", "numba"):
         raise ValueError(f"backend must be 'numba' or 'python', got {backend!r}")
@@ -158,24 +171,15 @@ def _kernel_for(backend: str | None):
     return _pure_kernel() if backend == "python" else _kernel
 
 
-def _run(kern, tim, n, n_pe, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+def _run(kern, tim, n, n_pe, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
          ur, uw, uc, um, un, extra, fault=0):
     out = np.zeros((n * n_pe, N_COUNTERS), np.int64)
     pcs = np.zeros(n, np.int64)
-    status = kern.run_many(tim, k_off, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
+    status = kern.run_many(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
                            ur, uw, uc, um, un, extra, out, pcs, RING_BITS, fault)
     if status != 0:  # pragma: no cover - internal consistency guard
         raise RuntimeError(f"fast engine: phase {status - 1} did not complete (kernel bug)")
     return pcs, out
-
-
-def _expand(b: PhaseBatch, kern) -> PhaseBatch:
-    """`b.materialize()`, compiled: a numpy gather would cost more than the kernel saves."""
-    tables = np.stack([_i64(a) for a in (b.dst, b.reads, b.cycles, b.macs, b.acs)])
-    out = np.empty((5, int(b.dst_ptr[-1])), np.int64)
-    kern.gather_pairs(_i64(b.dst_ptr), _i64(b.pair_lo), tables, out)
-    return replace(b, dst=out[0], reads=out[1], cycles=out[2], macs=out[3], acs=out[4],
-                   pair_lo=None)
 
 
 def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
@@ -184,8 +188,8 @@ def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
 
     Returns ``(cycles int64[n_phases], counters int64[n_phases, n_pe, len(COUNTERS)])``,
     the same numbers as :func:`run_phases` on ``batch.phase(i)``, without building per-phase
-    objects. Validation is a few vectorised numpy passes over the batch. A batch in compact
-    form (``pair_lo`` set) is expanded to one row per pair first.
+    objects. Validation is a few vectorised numpy passes over the batch (expanded first when
+    it is compact). The kernel reads compact batches (``pair_lo`` set) as they are.
     (``_fault`` plants a deliberate kernel bug, for the mutation tests only.)"""
     tim = _check_timing(timing)
     n_pe = timing.n_pe
@@ -194,14 +198,14 @@ def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
     b = batch
     if len(b.k_off) <= 1:
         return np.zeros(0, np.int64), np.zeros((0, n_pe, N_COUNTERS), np.int64)
-    if getattr(b, "pair_lo", None) is not None:
-        # compact form (per-op cost tables shared by the packets of a channel): one row per pair
-        b = _expand(b, _kernel_for(backend))
     if validate:
-        _check_batch(b, n_pe)
+        _check_compact(b)
+        _check_batch(b.materialize(), n_pe)
     n = b.n_phases
     kern = _kernel_for(backend)
-    pcs, out = _run(kern, tim, n, n_pe, _i64(b.k_off), _i64(b.dst_ptr), _i64(b.src),
+    pair_lo = b.dst_ptr[:-1] if b.pair_lo is None else b.pair_lo
+    pcs, out = _run(kern, tim, n, n_pe, _i64(b.k_off), _i64(b.dst_ptr), _i64(pair_lo),
+                    _i64(b.src),
                     _i64(b.flits), _i64(b.dst), _i64(b.reads), _i64(b.cycles), _i64(b.macs),
                     _i64(b.acs), _i64(b.upd_reads).ravel(), _i64(b.upd_writes).ravel(),
                     _i64(b.upd_cycles).ravel(), _i64(b.upd_macs).ravel(),

@@ -86,12 +86,34 @@ def test_a_few_training_steps_reduce_the_loss():
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     losses = []
     for _ in range(15):
-        loss = ctc_loss(m, x, lens, targets, tlens)
+        loss, _ = ctc_loss(m, x, lens, targets, tlens)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_distillation_kl_is_zero_for_the_same_model_and_falls_when_learned():
+    torch.manual_seed(0)
+    student, teacher = tiny(), tiny()
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(2, 48, 80)
+    lens = torch.tensor([48, 40])
+    targets, tlens = torch.randint(1, VOCAB_SIZE, (2 * 4,)), torch.full((2,), 4)
+    _, same = ctc_loss(student, x, lens, targets, tlens, teacher=student)
+    assert abs(same.item()) < 1e-5
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    kls = []
+    for _ in range(10):
+        _, kl = ctc_loss(student, x, lens, targets, tlens, teacher=teacher)
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+        kls.append(kl.item())
+    assert kls[0] > 1e-3 and kls[-1] < 0.7 * kls[0]
 
 
 def test_greedy_decode_and_error_rates():
