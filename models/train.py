@@ -113,10 +113,11 @@ def collate(data: list[dict], idx: list[int], device="cpu"):
     return x.to(device), lens.to(device), torch.cat(tokens).to(device), tl.to(device)
 
 
-def spec_augment(x: torch.Tensor, lens: torch.Tensor, rng: random.Random, freq_masks: int = 2,
-                 freq_width: int = 12, time_masks: int = 2, time_width: int = 24) -> torch.Tensor:
+def spec_augment(x: torch.Tensor, lens: torch.Tensor, rng: random.Random, freq_masks: int = 1,
+                 freq_width: int = 8, time_masks: int = 0, time_width: int = 24) -> torch.Tensor:
     """SpecAugment masks (to the utterance mean, i.e. 0 after normalization): new inputs each
-    epoch, so a memorized training set still teaches something."""
+    epoch, so a memorized training set still teaches something. Frequency masks only by
+    default: time masks erase whole characters, which unsettles a converged model."""
     x = x.clone()
     for b in range(x.shape[0]):
         for _ in range(freq_masks):
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate-penalty", type=float, default=0.0)
     p.add_argument("--distill", metavar="TEACHER", help="checkpoint whose CTC posteriors the model also learns (KL)")
     p.add_argument("--distill-weight", type=float, default=1.0)
-    p.add_argument("--augment", action="store_true", help="SpecAugment time and frequency masks")
+    p.add_argument("--augment", action="store_true", help="SpecAugment frequency masks")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--feature-jobs", type=int, default=1, help="processes computing features")
