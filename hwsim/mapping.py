@@ -38,8 +38,10 @@ class OpPlacement:
     owner: np.ndarray  # [out_width] PE owning each output neuron
     src_of_channel: np.ndarray  # [in_width] PE that emits each input channel
     flits: int
-    # per input channel: destination PEs and their work, as CSR
-    dst_ptr: np.ndarray
+    # per input channel c: rows row_lo[c] .. row_lo[c] + row_n[c] of the cost table (dst, reads,
+    # cycles, ops) give its destination PEs and their work; channels of a linear op share rows
+    row_lo: np.ndarray
+    row_n: np.ndarray
     dst: np.ndarray
     reads: np.ndarray
     cycles: np.ndarray
@@ -172,16 +174,16 @@ class Mapping:
         flits = int(_ceil_div(bits, a.get("noc.link_width_bits")))
         ch = np.arange(op.in_width, dtype=np.int64)
 
-        if op.kind == "linear":
-            dests = group[owned[group] > 0]
-            n = owned[dests]
-            dst_ptr = np.arange(op.in_width + 1, dtype=np.int64) * len(dests)
-            dst = np.tile(dests, op.in_width)
-            fan = np.tile(n, op.in_width)
+        if op.kind == "linear":  # every channel reaches every PE with outputs, the same work
+            dst = group[owned[group] > 0]
+            row_lo = np.zeros(op.in_width, dtype=np.int64)
+            row_n = np.full(op.in_width, len(dst), dtype=np.int64)
+            fan = owned[dst]
             reads = _ceil_div(fan * wbits, W)
             cycles = _ceil_div(fan, lanes)
         else:
-            dst_ptr = np.arange(op.in_width + 1, dtype=np.int64)
+            row_lo = ch.copy()
+            row_n = np.ones(op.in_width, dtype=np.int64)
             dst = owner[ch % op.out_width]
             if op.kind == "conv1d":
                 k = int(op.params["kernel"])
@@ -212,7 +214,7 @@ class Mapping:
             extra = int(a.get("sync.barrier_latency"))
         return OpPlacement(
             group=group, owned=owned, owner=owner, src_of_channel=src_of_channel, flits=flits,
-            dst_ptr=dst_ptr, dst=dst, reads=reads, cycles=cycles, ops=fan, binary=op.binary,
+            row_lo=row_lo, row_n=row_n, dst=dst, reads=reads, cycles=cycles, ops=fan, binary=op.binary,
             upd_reads=upd_reads, upd_writes=upd_reads.copy(), upd_cycles=upd_cycles,
             upd_macs=upd_macs, upd_neurons=upd_neurons, extra_barrier=extra,
         )
@@ -333,7 +335,7 @@ class Mapping:
         ev_pos = ranges(lo, hi - lo)
         phase = np.repeat(n_of, hi - lo)
         idx = ev.index[ev_pos].astype(np.int64)
-        starts, counts = pl.dst_ptr[idx], np.diff(pl.dst_ptr)[idx]
+        starts, counts = pl.row_lo[idx], pl.row_n[idx]
         src = pl.src_of_channel[idx]
         if not self.multicast:  # one unicast packet per destination, in destination order
             pos = ranges(starts, counts)

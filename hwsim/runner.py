@@ -141,7 +141,7 @@ def resolve_engine(arch, engine: str) -> tuple[str, list[str]]:
 
 
 # Phases per batch: big enough to amortise a kernel call, small enough to bound memory.
-BATCH_PHASES = 512
+BATCH_PHASES = 1024
 
 
 class _Worker:

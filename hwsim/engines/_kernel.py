@@ -65,6 +65,11 @@ the detailed engine):
   one pass over the pairs; the end-of-phase update needs no arbitration either.
 * ``_phase`` (general) for shared SRAMs, where a core must wait for its SRAM grant.
 
+Pair tables are read where they lie: a mapping's batch points every packet into per-op cost
+tables shared by all packets of an input channel (``pair_lo``), so the lean kernel reads them
+in its per-pair pass and keeps only the phase's destinations in a phase-local array (the
+general one copies the phase's rows first); nothing is expanded to one row per pair in memory.
+
 ``fault`` (0 in production) plants a deliberate bug, for the mutation tests: ``FAULT_*``.
 """
 
