@@ -824,6 +824,15 @@ def _lpush(tt, cls, val, cur, mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
     return nev + 1, ov_n, 1
 
 
+@njit_inline
+def _read_time(rd, banks, rlx, busy_tab, nbt):
+    """Private-SRAM read of rd > 0 words: ceil(rd / banks) busy cycles, plus the latency
+    beyond the first cycle (rlx = read_latency - 1); small rd from a precomputed table."""
+    if rd < nbt:
+        return busy_tab[rd] + rlx
+    return (rd + banks - 1) // banks + rlx
+
+
 @njit
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, macs, acs, dst,
                 ur, uw, uc, um, un, extra, out, ob, fault,
@@ -903,10 +912,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
             sv = dec + cyc[r]
             q = ob + d
             if rd > 0:
-                if rd < nbt:
-                    sv += busy_tab[rd] + rlx
-                else:
-                    sv += (rd + banks - 1) // banks + rlx
+                sv += _read_time(rd, banks, rlx, busy_tab, nbt)
                 out[q, C_READS] += rd
             svc[j - jb] = sv
             out[q, C_COMPUTE] += sv
@@ -1458,10 +1464,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
             rd = ur[p]
             dur = uc[p]
             if rd > 0:
-                if rd < nbt:
-                    dur += busy_tab[rd] + rlx
-                else:
-                    dur += (rd + banks - 1) // banks + rlx
+                dur += _read_time(rd, banks, rlx, busy_tab, nbt)
                 out[q, C_READS] += rd
             out[q, C_COMPUTE] += dur
             cc += dur
