@@ -116,6 +116,21 @@ def test_distillation_kl_is_zero_for_the_same_model_and_falls_when_learned():
     assert kls[0] > 1e-3 and kls[-1] < 0.7 * kls[0]
 
 
+def test_spec_augment_masks_frequency_bands_and_leaves_the_input_alone():
+    import random
+
+    from models.train import spec_augment
+
+    x = torch.randn(3, 50, 80) + 5.0  # no value is 0 before masking
+    lens = torch.tensor([50, 40, 30])
+    y = spec_augment(x, lens, random.Random(0), freq_masks=2, freq_width=8)
+    assert (x != 0).all()  # a copy was masked
+    zero_bands = (y == 0).all(dim=1)  # (b, mel): a whole frequency band is masked
+    assert zero_bands.any() and zero_bands.sum(dim=1).max() <= 16
+    assert torch.equal(y[y != 0], x[y != 0])
+    assert torch.equal(spec_augment(x, lens, random.Random(0), freq_masks=2, freq_width=8), y)
+
+
 def test_greedy_decode_and_error_rates():
     logp = torch.full((1, 6, VOCAB_SIZE), -10.0)
     for t, c in enumerate([3, 3, 0, 3, 1, 4]):  # a a _ a ' ' b -> "aa b"
