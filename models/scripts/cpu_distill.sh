@@ -3,7 +3,9 @@
 # the session of 2026-11-26 (see docs/models.md, "Distillation"). Stage 1 fine-tunes the dense
 # checkpoint into FATReLU with a threshold ramp, learning the dense model's CTC posteriors (KL)
 # as well as the transcripts, on frequency-masked features; stage 2 continues from stage 1's
-# best checkpoint (full dev set for the selection) at a fixed 0.603 quantile.
+# best checkpoint (full dev set for the selection) at a fixed 0.603 quantile. Stage 1's
+# output is the shipped models/checkpoints/fatrelu.pt; stage 2 was stopped after 70 steps for
+# time and is not shipped.
 set -euo pipefail
 PY=${PYTHON:-/work/venv/bin/python}
 D=${CORPUS:-models/data/espeak}
