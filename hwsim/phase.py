@@ -166,7 +166,8 @@ class PhaseBatch:
     op_of: np.ndarray  # [K]
     # Compact form: when set, packet k's pairs are rows pair_lo[k] .. pair_lo[k] + count of the
     # pair arrays (dst, reads, cycles, macs, acs), which are then per-op cost tables shared by
-    # every packet on the same input channel; dst_ptr still numbers the pairs 0..J-1.
+    # every packet on the same input channel (on every channel, for a linear op); dst_ptr still
+    # numbers the pairs 0..J-1.
     pair_lo: np.ndarray | None = None
 
     @property
