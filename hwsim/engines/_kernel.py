@@ -1623,8 +1623,9 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         for k in range(kb, ke + 1):
             ldp[k - kb] = dst_ptr[k] - jb
         pc = _phase_lean(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke],
-                         dst, reads, cyc, macs, acs, ldst, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
-                         um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb, fault,
+                         dst, reads, cyc, macs, acs, ldst, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
+                         uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
+                         fault,
                          order, grp, svc, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t,
                          inlist, nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
                          rk, pool, ps, link_free, ev_val, ev_next, bh,
