@@ -131,6 +131,52 @@ S_FREE, S_RING, S_OVN, S_BUS, S_NCAND, S_NDIRTY = range(6)
 DENSE_LIMIT = 1 << 22  # (packets x PEs) up to which the (packet, PE) -> pair table is dense
 
 
+@njit_inline
+def _ov_push(ov_t, ov_c, ov_v, ov_n, tt, cls, val):
+    """Add (tt, cls, val) to the overflow min-heap (by cycle) of ov_n entries; return ov_n + 1."""
+    x = ov_n
+    while x > 0:
+        par = (x - 1) >> 1
+        if ov_t[par] <= tt:
+            break
+        ov_t[x] = ov_t[par]
+        ov_c[x] = ov_c[par]
+        ov_v[x] = ov_v[par]
+        x = par
+    ov_t[x] = tt
+    ov_c[x] = cls
+    ov_v[x] = val
+    return ov_n + 1
+
+
+@njit_inline
+def _ov_pop(ov_t, ov_c, ov_v, ov_n):
+    """Remove the root of the overflow min-heap (by cycle) of ov_n entries; return ov_n - 1."""
+    ov_n -= 1
+    if ov_n > 0:
+        xt = ov_t[ov_n]
+        xc = ov_c[ov_n]
+        xv = ov_v[ov_n]
+        i = 0
+        while True:
+            l = 2 * i + 1
+            if l >= ov_n:
+                break
+            m = l
+            if l + 1 < ov_n and ov_t[l + 1] < ov_t[l]:
+                m = l + 1
+            if ov_t[m] >= xt:
+                break
+            ov_t[i] = ov_t[m]
+            ov_c[i] = ov_c[m]
+            ov_v[i] = ov_v[m]
+            i = m
+        ov_t[i] = xt
+        ov_c[i] = xc
+        ov_v[i] = xv
+    return ov_n
+
+
 @njit
 def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
            ur, uw, uc, um, un, extra, out, ob,
@@ -308,29 +354,7 @@ def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
                     bh[b] = e
                     bcnt[tt & mask] += 1
                     ring_n += 1
-                    # pop the overflow heap's root
-                    ov_n -= 1
-                    if ov_n > 0:
-                        xt = ov_t[ov_n]
-                        xc = ov_c[ov_n]
-                        xv = ov_v[ov_n]
-                        i = 0
-                        while True:
-                            l = 2 * i + 1
-                            if l >= ov_n:
-                                break
-                            m = l
-                            if l + 1 < ov_n and ov_t[l + 1] < ov_t[l]:
-                                m = l + 1
-                            if ov_t[m] >= xt:
-                                break
-                            ov_t[i] = ov_t[m]
-                            ov_c[i] = ov_c[m]
-                            ov_v[i] = ov_v[m]
-                            i = m
-                        ov_t[i] = xt
-                        ov_c[i] = xc
-                        ov_v[i] = xv
+                    ov_n = _ov_pop(ov_t, ov_c, ov_v, ov_n)
                 if bcnt[t & mask] > 0:
                     break
                 t += 1
@@ -705,19 +729,7 @@ def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
             for i in range(nsg):
                 tt = sg_t[i]
                 if tt - cur > mask:
-                    x = ov_n
-                    ov_n += 1
-                    while x > 0:
-                        par = (x - 1) >> 1
-                        if ov_t[par] <= tt:
-                            break
-                        ov_t[x] = ov_t[par]
-                        ov_c[x] = ov_c[par]
-                        ov_v[x] = ov_v[par]
-                        x = par
-                    ov_t[x] = tt
-                    ov_c[x] = sg_c[i]
-                    ov_v[x] = sg_v[i]
+                    ov_n = _ov_push(ov_t, ov_c, ov_v, ov_n, tt, sg_c[i], sg_v[i])
                 else:
                     b = (tt & mask) * NCLS + sg_c[i]
                     e = free_head
@@ -802,20 +814,7 @@ GRF = 4
 def _lpush(tt, cls, val, cur, mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n):
     """File event (tt, cls, val), tt > cur, in the ring or the overflow heap."""
     if tt - cur > mask:
-        x = ov_n
-        ov_n += 1
-        while x > 0:
-            par = (x - 1) >> 1
-            if ov_t[par] <= tt:
-                break
-            ov_t[x] = ov_t[par]
-            ov_c[x] = ov_c[par]
-            ov_v[x] = ov_v[par]
-            x = par
-        ov_t[x] = tt
-        ov_c[x] = cls
-        ov_v[x] = val
-        return nev, ov_n, 0
+        return nev, _ov_push(ov_t, ov_c, ov_v, ov_n, tt, cls, val), 0
     b = (tt & mask) * LCLS + cls
     ev_val[nev] = val
     ev_next[nev] = bh[b]
@@ -1402,28 +1401,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
                 nev += 1
                 bcnt[tt & mask] += 1
                 ring_n += 1
-                ov_n -= 1
-                if ov_n > 0:
-                    xt = ov_t[ov_n]
-                    xc = ov_c[ov_n]
-                    xv = ov_v[ov_n]
-                    i = 0
-                    while True:
-                        l = 2 * i + 1
-                        if l >= ov_n:
-                            break
-                        m = l
-                        if l + 1 < ov_n and ov_t[l + 1] < ov_t[l]:
-                            m = l + 1
-                        if ov_t[m] >= xt:
-                            break
-                        ov_t[i] = ov_t[m]
-                        ov_c[i] = ov_c[m]
-                        ov_v[i] = ov_v[m]
-                        i = m
-                    ov_t[i] = xt
-                    ov_c[i] = xc
-                    ov_v[i] = xv
+                ov_n = _ov_pop(ov_t, ov_c, ov_v, ov_n)
             if bcnt[t & mask] > 0:
                 break
             t += 1

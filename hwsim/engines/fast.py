@@ -70,83 +70,46 @@ def _check_timing(timing: Timing) -> np.ndarray:
     return tim
 
 
-def _check_phase(i: int, ph: Phase, n_pe: int) -> None:
-    where = f"phase {i}" + (f" ({ph.label})" if ph.label else "")
-    if ph.n_pe != n_pe:
-        raise InputError(f"{where}: n_pe {ph.n_pe} != timing rows*cols {n_pe}")
-    K = len(ph.src)
-    if len(ph.flits) != K or len(ph.dst_ptr) != K + 1:
-        raise InputError(f"{where}: src, flits and dst_ptr must have K, K and K+1 entries")
-    J = len(ph.dst)
-    if ph.dst_ptr[0] != 0 or ph.dst_ptr[-1] != J or np.any(np.diff(ph.dst_ptr) < 0):
-        raise InputError(f"{where}: dst_ptr must rise from 0 to len(dst)")
-    for name in ("reads", "cycles", "macs", "acs"):
-        a = getattr(ph, name)
-        if len(a) != J or (J and a.min() < 0):
-            raise InputError(f"{where}: {name} must have one entry >= 0 per (packet, destination)")
-    for name in ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons"):
-        a = getattr(ph, name)
-        if len(a) != n_pe or (n_pe and a.min() < 0):
-            raise InputError(f"{where}: {name} must have one entry >= 0 per PE")
-    if K:
-        if ph.src.min() < 0 or ph.src.max() >= n_pe:
-            raise InputError(f"{where}: src out of range 0..{n_pe - 1}")
-        if ph.flits.min() < 1:
-            raise InputError(f"{where}: flits must be >= 1")
-    if J:
-        if ph.dst.min() < 0 or ph.dst.max() >= n_pe:
-            raise InputError(f"{where}: dst out of range 0..{n_pe - 1}")
-        # strictly increasing within each packet
-        inc = np.diff(ph.dst) > 0
-        starts = ph.dst_ptr[1:-1]
-        brk = np.zeros(max(J - 1, 0), dtype=bool)
-        starts = starts[(starts > 0) & (starts < J)]
-        brk[starts - 1] = True
-        if not np.all(inc | brk):
-            raise InputError(f"{where}: destinations of a packet must be strictly increasing")
-    if int(ph.extra_barrier) < 0:
-        raise InputError(f"{where}: extra_barrier must be >= 0")
-
-
-def _check_batch(b: PhaseBatch, n_pe: int) -> None:
-    """Vectorised checks of a whole batch (a few numpy passes, no per-phase Python)."""
+def _check_batch(b: PhaseBatch, n_pe: int, where: str = "batch") -> None:
+    """Vectorised checks of a whole batch (a few numpy passes, no per-phase Python); errors
+    start with `where`."""
     n = len(b.k_off) - 1
     if b.n_pe != n_pe and n > 0:
-        raise InputError(f"batch: n_pe {b.n_pe} != timing rows*cols {n_pe}")
+        raise InputError(f"{where}: n_pe {b.n_pe} != timing rows*cols {n_pe}")
     if n < 0 or b.k_off[0] != 0 or np.any(np.diff(b.k_off) < 0):
-        raise InputError("batch: k_off must rise from 0")
+        raise InputError(f"{where}: k_off must rise from 0")
     K = int(b.k_off[-1])
     if (len(b.src) != K or len(b.flits) != K or len(b.dst_ptr) != K + 1
             or len(b.op_of) not in (0, K)):
-        raise InputError("batch: src, flits and dst_ptr must have K, K and K+1 entries")
+        raise InputError(f"{where}: src, flits and dst_ptr must have K, K and K+1 entries")
     J = len(b.dst)
     if b.dst_ptr[0] != 0 or b.dst_ptr[-1] != J or np.any(np.diff(b.dst_ptr) < 0):
-        raise InputError("batch: dst_ptr must rise from 0 to len(dst)")
+        raise InputError(f"{where}: dst_ptr must rise from 0 to len(dst)")
     for name in ("reads", "cycles", "macs", "acs"):
         a = getattr(b, name)
         if len(a) != J or (J and a.min() < 0):
-            raise InputError(f"batch: {name} must have one entry >= 0 per (packet, destination)")
+            raise InputError(f"{where}: {name} must have one entry >= 0 per (packet, destination)")
     for name in ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons"):
         a = getattr(b, name)
         if a.shape != (n, n_pe) or (a.size and a.min() < 0):
-            raise InputError(f"batch: {name} must be [n_phases, n_pe], entries >= 0")
+            raise InputError(f"{where}: {name} must be [n_phases, n_pe], entries >= 0")
     if len(b.extra_barrier) != n or (n and b.extra_barrier.min() < 0):
-        raise InputError("batch: extra_barrier must have one entry >= 0 per phase")
+        raise InputError(f"{where}: extra_barrier must have one entry >= 0 per phase")
     if K:
         if b.src.min() < 0 or b.src.max() >= n_pe:
-            raise InputError(f"batch: src out of range 0..{n_pe - 1}")
+            raise InputError(f"{where}: src out of range 0..{n_pe - 1}")
         if b.flits.min() < 1:
-            raise InputError("batch: flits must be >= 1")
+            raise InputError(f"{where}: flits must be >= 1")
     if J:
         if b.dst.min() < 0 or b.dst.max() >= n_pe:
-            raise InputError(f"batch: dst out of range 0..{n_pe - 1}")
+            raise InputError(f"{where}: dst out of range 0..{n_pe - 1}")
         # strictly increasing within each packet: a non-increase only where a packet starts
         bad = np.flatnonzero(np.diff(b.dst) <= 0) + 1
         if len(bad):
             first = np.zeros(J + 1, bool)
             first[b.dst_ptr] = True  # pairs that start a packet
             if not first[bad].all():
-                raise InputError("batch: destinations of a packet must be strictly increasing")
+                raise InputError(f"{where}: destinations of a packet must be strictly increasing")
 
 
 def _check_compact(b: PhaseBatch) -> None:
@@ -219,7 +182,8 @@ def run_phases(phases: list[Phase], timing: Timing, *, backend: str | None = Non
     n_pe = timing.n_pe
     if validate:  # per phase, so that a message names the phase that is wrong
         for i, ph in enumerate(phases):
-            _check_phase(i, ph, n_pe)
+            where = f"phase {i}" + (f" ({ph.label})" if ph.label else "")
+            _check_batch(PhaseBatch.concat([ph]), n_pe, where)
     if not phases:
         _check_timing(timing)
         return []
