@@ -12,7 +12,9 @@ fatrelu/spiking: the best among those that reach ``--target-sparsity`` on dev, i
 
 FATReLU thresholds are scheduled, not learned: every ``--calib-every`` steps each site's
 threshold is set to the quantile of its inputs at the scheduled sparsity, which ramps linearly
-from ``--ramp-start`` (0.5) to ``--target-sparsity`` over ``--ramp-steps``. Spiking fine-tuning may add a
+from ``--ramp-start`` (0.5) to ``--target-sparsity`` over ``--ramp-steps``. The quantile is taken
+on the batch's features before any mask; ``--calib-momentum`` averages it with the previous
+threshold, and ``--calib-every 0`` keeps the ``--init`` checkpoint's thresholds. Spiking fine-tuning may add a
 firing-rate penalty ``--rate-penalty * mean(spikes)``.
 
 ``--augment`` applies SpecAugment masks; ``--distill TEACHER`` adds ``--distill-weight`` x the frame-level KL divergence from a (dense)
@@ -178,8 +180,10 @@ def lr_at(step: int, base: float, warmup: int, total: int, time_frac: float = 0.
 class ThresholdSchedule:
     """Sets each FATReLU site's threshold to the quantile of its inputs at the scheduled sparsity."""
 
-    def __init__(self, model: SpeechMamba, target: float, ramp_steps: int, start: float = 0.5):
+    def __init__(self, model: SpeechMamba, target: float, ramp_steps: int, start: float = 0.5,
+                 momentum: float = 0.0):
         self.model, self.target, self.ramp, self.start = model, target, ramp_steps, start
+        self.momentum = momentum
         self.inputs: dict[str, torch.Tensor] = {}
         self.handles = []
 
@@ -197,7 +201,10 @@ class ThresholdSchedule:
 
     def update(self, step: int):
         s = self.start + (self.target - self.start) * min(1.0, step / max(1, self.ramp))
+        old = self.model.thresholds()
         th = {n: max(0.0, float(torch.quantile(x.float(), s))) for n, x in self.inputs.items()}
+        if self.momentum:  # a running average: one batch's quantile alone makes the thresholds jitter
+            th = {n: self.momentum * old[n] + (1 - self.momentum) * t for n, t in th.items()}
         self.model.set_thresholds(th)
         for h in self.handles:
             h.remove()
@@ -246,7 +253,8 @@ def train(args) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     sched = None
     if cfg.variant == "fatrelu":
-        sched = ThresholdSchedule(model, args.target_sparsity or 0.7, args.ramp_steps, args.ramp_start)
+        sched = ThresholdSchedule(model, args.target_sparsity or 0.7, args.ramp_steps, args.ramp_start,
+                                  args.calib_momentum)
     rates = RateMeter(model) if args.rate_penalty > 0 else None
     teacher = None
     if args.distill:
@@ -267,9 +275,13 @@ def train(args) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, args.lr, args.warmup, args.steps,
                                 (time.time() - t0) / 60 / args.minutes if args.minutes else 0.0)
-            if sched is not None and step % args.calib_every == 0:
-                sched.arm()
+            calib = sched is not None and args.calib_every and step % args.calib_every == 0
             x, lens, tg, tl = collate(train_data, idx, dev)
+            if calib:  # on the clean features, before any mask
+                sched.arm()
+                with torch.no_grad():
+                    model(x)
+                sched.update(step)
             if args.augment:
                 x = spec_augment(x, lens, rng)
             loss, kl = ctc_loss(model, x, lens, tg, tl, teacher)
@@ -280,8 +292,6 @@ def train(args) -> dict:
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            if sched is not None and step % args.calib_every == 0:
-                sched.update(step)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", **({} if kl is None else {"kl": f"{kl.item():.4f}"}))
@@ -341,7 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target-sparsity", type=float, default=0.0)
     p.add_argument("--ramp-steps", type=int, default=300)
     p.add_argument("--ramp-start", type=float, default=0.5, help="scheduled sparsity at step 0")
-    p.add_argument("--calib-every", type=int, default=10)
+    p.add_argument("--calib-every", type=int, default=10,
+                   help="steps between threshold calibrations (0: keep the --init checkpoint's thresholds)")
+    p.add_argument("--calib-momentum", type=float, default=0.0,
+                   help="weight of the previous thresholds in each calibration (0: the batch's quantile only)")
     p.add_argument("--rate-penalty", type=float, default=0.0)
     p.add_argument("--distill", metavar="TEACHER", help="checkpoint whose CTC posteriors the model also learns (KL)")
     p.add_argument("--distill-weight", type=float, default=1.0)

@@ -148,3 +148,30 @@ def test_config_rejects_unknown_variant_and_layout():
         SpeechConfig(variant="relu")
     with pytest.raises(ValueError, match="layout"):
         SpeechConfig(layout="transformer")
+
+
+def test_threshold_schedule_sets_quantiles_and_averages():
+    from models.train import ThresholdSchedule
+
+    torch.manual_seed(0)
+    m = SpeechMamba(SpeechConfig(d_model=16, n_layers=1, d_state=4, variant="fatrelu")).eval()
+    x = torch.randn(2, 40, 80)
+    seen = {}
+    hooks = [s.register_forward_pre_hook(lambda mod, inp, n=n: seen.__setitem__(n, inp[0].flatten()))
+             for n, s in m.sites().items()]
+    m(x)  # one block: each site's input does not depend on any threshold
+    for h in hooks:
+        h.remove()
+    want = {n: max(0.0, float(torch.quantile(v, 0.6))) for n, v in seen.items()}
+    sched = ThresholdSchedule(m, target=0.6, ramp_steps=1, start=0.6)
+    sched.arm()
+    m(x)
+    assert sched.update(5) == pytest.approx(0.6)
+    assert m.thresholds() == pytest.approx(want)
+    m.set_thresholds({n: 0.0 for n in want})
+    sched = ThresholdSchedule(m, target=0.6, ramp_steps=1, start=0.6, momentum=0.75)
+    sched.arm()
+    m(x)
+    sched.update(5)
+    assert m.thresholds() == pytest.approx({n: 0.25 * t for n, t in want.items()})
+    assert all(t > 0 for t in want.values())  # so the average is not trivially 0
