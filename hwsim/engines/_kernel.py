@@ -833,15 +833,16 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 
 
 @njit
-def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, macs, acs, dst,
+def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
                 ur, uw, uc, um, un, extra, out, ob, fault,
-                order, grp, svc, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t, inlist,
+                order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t, inlist,
                 nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 link_free, ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
                 tmp, tmp2, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
     """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
-    arrays are read from the shared tables (``tdst``, ``reads`` .. ``acs``; packet k's pairs at
-    rows ``plo[k]``..) and the destinations copied into the phase-local ``dst``."""
+    arrays are the shared tables (``dst``, ``reads`` .. ``acs``, and ``svt``, the core's service
+    time of each row): packet k's pairs are rows ``plo[k]``.. ``plo[k] + dst_ptr[k+1] - dst_ptr[k]``,
+    and every pair index below is a table row."""
     rows = tim[T_ROWS]
     cols = tim[T_COLS]
     topo = tim[T_TOPO]
@@ -858,8 +859,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
     if fault == FAULT_SRAM_LATENCY:
         rlx += 1
     K = ke - kb
-    jb = dst_ptr[kb]
-    je = dst_ptr[ke]
     nbt = busy_tab.shape[0]
 
     # ---- per-source packet lists in (source, k) order: order[rank] = local k -------------
@@ -898,26 +897,31 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
         out[q, C_NEUR] = un[p]
         out[q, C_MACS] = um[p]
 
-    # ---- per pair: the timing-independent counters and the core's service time -----------
-    for kl in range(K):
-        j0 = dst_ptr[kb + kl]
-        shift = plo[kl] - j0
-        for j in range(j0, dst_ptr[kb + kl + 1]):
-            r = shift + j
-            d = tdst[r]
-            dst[j] = d
-            ps[d * LNF + F_TOT] += 1
-            rd = reads[r]
-            sv = dec + cyc[r]
+    # ---- the timing-independent counters, per run of packets on the same table rows -------
+    # (all packets of a linear op share their rows: one pass over the rows, times the run)
+    r0 = -1
+    L0 = 0
+    m = 0
+    for kl in range(K + 1):
+        if kl < K:
+            r1 = plo[kl]
+            L1 = dst_ptr[kb + kl + 1] - dst_ptr[kb + kl]
+            if r1 == r0 and L1 == L0:
+                m += 1
+                continue
+        for r in range(r0, r0 + L0 if m > 0 else r0):
+            d = dst[r]
+            ps[d * LNF + F_TOT] += m
             q = ob + d
-            if rd > 0:
-                sv += _read_time(rd, banks, rlx, busy_tab, nbt)
-                out[q, C_READS] += rd
-            svc[j - jb] = sv
-            out[q, C_COMPUTE] += sv
-            out[q, C_EVENTS] += 1
-            out[q, C_MACS] += macs[r]
-            out[q, C_ACS] += acs[r]
+            out[q, C_READS] += m * reads[r]
+            out[q, C_COMPUTE] += m * svt[r]
+            out[q, C_EVENTS] += m
+            out[q, C_MACS] += m * macs[r]
+            out[q, C_ACS] += m * acs[r]
+        if kl < K:
+            r0 = r1
+            L0 = L1
+            m = 1
     acc = 0
     for p in range(n_pe):
         ps[p * LNF + F_OFF] = acc
@@ -929,15 +933,18 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
     npool = 0
     for kl in range(K):
         k = kb + kl
-        j0 = dst_ptr[k]
-        j1 = dst_ptr[k + 1]
-        L = j1 - j0
+        j0 = plo[kl]
+        L = dst_ptr[k + 1] - dst_ptr[k]
+        j1 = j0 + L
         found = -1
         for ci in range(ncache):
             rep = gcache[ci]
-            r0 = dst_ptr[kb + rep]
-            if dst_ptr[kb + rep + 1] - r0 != L:
+            r0 = plo[rep]
+            if dst_ptr[kb + rep + 1] - dst_ptr[kb + rep] != L:
                 continue
+            if r0 == j0:
+                found = grp[rep]
+                break
             same = True
             for x in range(L):
                 if dst[r0 + x] != dst[j0 + x]:
@@ -997,8 +1004,8 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
         s = src[k]
         rk[b + RK_S] = s
         rk[b + RK_F] = flits[k]
-        rk[b + RK_J0] = dst_ptr[k]
-        rk[b + RK_J1] = dst_ptr[k + 1]
+        rk[b + RK_J0] = plo[kl]
+        rk[b + RK_J1] = plo[kl] + dst_ptr[k + 1] - dst_ptr[k]
         rk[b + RK_G] = grp[kl]
         rk[b + RK_SR] = prc[2 * s]
         rk[b + RK_SC] = prc[2 * s + 1]
@@ -1358,7 +1365,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, tdst, reads, cyc, m
                     x = ps[pp + F_OFF] + m
                     ps[pp + F_NREC] = m + 1
                     rec_e[x] = en_t
-                    rec_s[x] = svc[j - jb]
+                    rec_s[x] = svt[j]
                     rec_b[x] = bpk
                     if ps[pp + F_NEEDW] == 1:
                         # a source group waits for this queue's next credit: it is this one's
@@ -1546,7 +1553,6 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         maxpool = 1 << 21
     order = np.zeros(maxk, np.int64)
     grp = np.zeros(maxk, np.int64)
-    svc = np.zeros(maxj, np.int64)
     rec_e = np.zeros(maxj, np.int64)
     rec_p = np.zeros(maxj, np.int64)
     sp_ptr = np.zeros(n_pe, np.int64)
@@ -1591,8 +1597,15 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     busy_tab = np.zeros(4096, np.int64)
     for x in range(4096):
         busy_tab[x] = (x + banks - 1) // banks
+    # the core's service time (T5) of every table row, private SRAM: the same in every phase
+    rlx = tim[T_RLAT] - 1 + (1 if fault == FAULT_SRAM_LATENCY else 0)
+    svt = np.empty(dst.shape[0], np.int64)
+    for r in range(dst.shape[0]):
+        sv = tim[T_DECODE] + cyc[r]
+        if reads[r] > 0:
+            sv += _read_time(reads[r], banks, rlx, busy_tab, busy_tab.shape[0])
+        svt[r] = sv
     ldp = np.zeros(maxk + 1, np.int64)
-    ldst = np.zeros(maxj, np.int64)
     for i in range(n_phases):
         pb = i * n_pe
         kb = k_off[i]
@@ -1601,10 +1614,10 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         for k in range(kb, ke + 1):
             ldp[k - kb] = dst_ptr[k] - jb
         pc = _phase_lean(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke],
-                         dst, reads, cyc, macs, acs, ldst, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
+                         dst, reads, cyc, macs, acs, svt, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                          fault,
-                         order, grp, svc, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t,
+                         order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t,
                          inlist, nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
                          rk, pool, ps, link_free, ev_val, ev_next, bh,
                          bcnt, ov_t, ov_c, ov_v, tmp, tmp2, lnext, rhead, touched, cflag, stamp,
