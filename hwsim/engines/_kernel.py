@@ -61,14 +61,16 @@ the detailed engine):
     links in and the local PE) and only each router's heads are put in rank order; the bus is
     one unit, so its heads are sorted as a whole.
 
-  Counters that do not depend on timing (compute, events, MACs/ACs, SRAM reads) are summed in
-  one pass over the pairs; the end-of-phase update needs no arbitration either.
+  Counters that do not depend on timing (compute, events, MACs/ACs, SRAM reads) are summed once
+  per run of packets that share their table rows (a linear op's packets all do); the core's
+  service time of each row is computed once per batch; the end-of-phase update needs no
+  arbitration either.
 * ``_phase`` (general) for shared SRAMs, where a core must wait for its SRAM grant.
 
 Pair tables are read where they lie: a mapping's batch points every packet into per-op cost
-tables shared by all packets of an input channel (``pair_lo``), so the lean kernel reads them
-in its per-pair pass and keeps only the phase's destinations in a phase-local array (the
-general one copies the phase's rows first); nothing is expanded to one row per pair in memory.
+tables shared by all packets of an input channel (``pair_lo``); the lean kernel indexes pairs
+by table row (the general one copies the phase's rows first); nothing is expanded to one row
+per pair in memory.
 
 ``fault`` (0 in production) plants a deliberate bug, for the mutation tests: ``FAULT_*``.
 """
