@@ -1115,7 +1115,11 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         ps[pd + F_CRED] = c
                         if c == 0:
                             fail = dst[j]
+                            # give back the credits taken from the queues before this one
+                            for j2 in range(j0, j):
+                                ps[dst[j2] * LNF + F_CRED] += 1
                             break
+                    ps[pd + F_CRED] -= 1  # taken now: given back if a later queue has none
                 if fail >= 0:
                     ok = False
                     g_fail[G] = t
@@ -1139,8 +1143,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                                 ps[pd + F_NEEDW] = 1
                 else:
                     ok = True
-                    for j in range(j0, j1):
-                        ps[dst[j] * LNF + F_CRED] -= 1
             if not ok:
                 if inlist[s] == 0:
                     # into the group's blocked list, sorted by source index
@@ -1191,6 +1193,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 e = ev_next[e]
             bcnt[slot] -= n
             ring_n -= n
+            heads = tmp
             if topo == MESH and fault != FAULT_TIEBREAK:
                 # only heads at the same router compete (their links and ejection port): file
                 # them per router, each router's few heads in rank order, and process router by
@@ -1224,8 +1227,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             tmp2[m] = tmp[i]
                             m += 1
                             i = lnext[i]
-                    for i in range(n):
-                        tmp[i] = tmp2[i]
+                    heads = tmp2
             elif n > 1:
                 # the bus and the ejection ports it feeds: all heads in rank order
                 if n > 24:
@@ -1244,7 +1246,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         tmp[i] = tmp[n - 1 - i]
                         tmp[n - 1 - i] = x
             for i in range(n):
-                v = tmp[i]
+                v = heads[i]
                 pos = v >> 16
                 r = v & 0xFFFF
                 b = pos * RKF
@@ -1433,17 +1435,29 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         cc = ps[pp + F_CF]
         ws = ps[pp + F_WS]
         bs = ps[pp + F_BS]
-        for y in range(o + ps[pp + F_NPOP], o + nrec):
-            e2 = rec_e[y]
-            pop = e2 if e2 > cc else cc
-            wait = pop - cc
-            bp = rec_b[y]
-            if bp > wait:
-                bp = wait
-            ws += wait
-            bs += bp
-            rec_p[y] = pop
-            cc = pop + rec_s[y]
+        # and its queue high-water mark: occupancy at each entry, less the pops before it (a
+        # pop in the entry's cycle counts after it); record m pops after it enters, so the pops
+        # that the mark reads are known by then
+        npop = ps[pp + F_NPOP]
+        i = 0
+        best = 0
+        for m in range(nrec):
+            y = o + m
+            en_t = rec_e[y]
+            if m >= npop:
+                pop = en_t if en_t > cc else cc
+                wait = pop - cc
+                bp = rec_b[y]
+                if bp > wait:
+                    bp = wait
+                ws += wait
+                bs += bp
+                rec_p[y] = pop
+                cc = pop + rec_s[y]
+            while rec_p[o + i] < en_t:
+                i += 1
+            if m + 1 - i > best:
+                best = m + 1 - i
         q = ob + p
         out[q, C_BP] = bs
         out[q, C_NOC] = ws - bs
@@ -1458,15 +1472,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
             if cc > maxdone:
                 maxdone = cc
         ps[pp + F_CF] = cc
-        # queue high-water mark: occupancy at each entry, pops of that cycle not yet removed
-        i = 0
-        best = 0
-        for m in range(nrec):
-            en_t = rec_e[o + m]
-            while rec_p[o + i] < en_t:
-                i += 1
-            if m + 1 - i > best:
-                best = m + 1 - i
         out[q, C_HWM] = best
     pc = maxdone + bar + extra
     for p in range(n_pe):
