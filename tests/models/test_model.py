@@ -157,7 +157,7 @@ def test_threshold_schedule_sets_quantiles_and_averages():
     m = SpeechMamba(SpeechConfig(d_model=16, n_layers=1, d_state=4, variant="fatrelu")).eval()
     x = torch.randn(2, 40, 80)
     seen = {}
-    hooks = [s.register_forward_pre_hook(lambda mod, inp, n=n: seen.__setitem__(n, inp[0].flatten()))
+    hooks = [s.register_forward_pre_hook(lambda mod, inp, n=n: seen.__setitem__(n, inp[0].detach().flatten()))
              for n, s in m.sites().items()]
     m(x)  # one block: each site's input does not depend on any threshold
     for h in hooks:
