@@ -1012,6 +1012,22 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         rk[b + RK_SR] = prc[2 * s]
         rk[b + RK_SC] = prc[2 * s + 1]
         rk[b + RK_CW] = 0
+        out[ob + s, C_SENT] += 1
+        G = grp[kl]
+        if topo == MESH and gr[G * GRF + GR_CMAX] >= 0:
+            # flit-hops do not depend on timing: flits x the links of the packet's XY tree (T4)
+            sr = prc[2 * s]
+            sc = prc[2 * s + 1]
+            c0 = gr[G * GRF + GR_CMIN]
+            c1 = gr[G * GRF + GR_CMAX]
+            nl = (c1 if c1 > sc else sc) - (c0 if c0 < sc else sc)
+            gb = 2 * G * cols
+            for c in range(c0, c1 + 1):
+                r1 = g_rm[gb + 2 * c + 1]
+                if r1 >= 0:
+                    r0 = g_rm[gb + 2 * c]
+                    nl += (r1 if r1 > sr else sr) - (r0 if r0 < sr else sr)
+            out[ob + s, C_FLITS] += nl * flits[k]
 
     # ---- the time-ordered loop -----------------------------------------------------------
     nev = 0
@@ -1166,10 +1182,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 if h >= 0:
                     cflag[h] = 1
                     ncand += 1
-            w = t - head_t[s]
-            rk[b + RK_CW] = w
-            out[ob + s, C_CW] += w
-            out[ob + s, C_SENT] += 1
+            rk[b + RK_CW] = t - head_t[s]
             if j1 > j0:
                 nev, ov_n, x = _lpush(t + 1, L_REQ, (pos << 16) + s, t, mask, bh, bcnt,
                                       ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n)
@@ -1263,7 +1276,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     rc = prc[2 * r + 1]
                     sr = rk[b + RK_SR]
                     sc = rk[b + RK_SC]
-                    nl = 0
                     if rr == sr:
                         if rc >= sc and gr[G * GRF + GR_CMAX] > rc:
                             lid = r * 4
@@ -1271,7 +1283,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if g < t:
                                 g = t
                             link_free[lid] = g + f
-                            nl += 1
                             nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r + 1, t, mask,
                                                   bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                   nev, ov_n)
@@ -1282,7 +1293,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if g < t:
                                 g = t
                             link_free[lid] = g + f
-                            nl += 1
                             nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r - 1, t, mask,
                                                   bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                   nev, ov_n)
@@ -1294,7 +1304,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         if g < t:
                             g = t
                         link_free[lid] = g + f
-                        nl += 1
                         nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r - cols, t, mask,
                                               bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                               nev, ov_n)
@@ -1305,13 +1314,10 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         if g < t:
                             g = t
                         link_free[lid] = g + f
-                        nl += 1
                         nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r + cols, t, mask,
                                               bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                               nev, ov_n)
                         ring_n += x
-                    if nl > 0:
-                        out[ob + s, C_FLITS] += nl * f
                     # is router r's PE a destination?
                     tb = gr[G * GRF + GR_TAB]
                     if tb >= 0:
@@ -1420,6 +1426,8 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
             break
 
     # ---- end-of-phase updates (T6), barrier (T7) and the per-PE classes --------------------
+    for pos in range(K):
+        out[ob + rk[pos * RKF + RK_S], C_CW] += rk[pos * RKF + RK_CW]
     ok = True
     for s in range(n_pe):
         if sp_ptr[s] != sp_end[s]:
