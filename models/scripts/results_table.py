@@ -5,10 +5,12 @@
 import json
 import sys
 
-print("| variant | test WER | test CER | activation sparsity | params | effective MACs / utt | effective ACs / utt | dense synops / utt |")
-print("|---|---|---|---|---|---|---|---|")
+print("| variant | test WER, greedy | test CER, greedy | test WER, lexicon beam | test CER, lexicon beam "
+      "| activation sparsity | params | effective MACs / utt | effective ACs / utt | dense synops / utt |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for path in sys.argv[1:]:
     r = json.load(open(path))
-    print(f"| {r['variant']} | {100 * r['wer']:.2f} % | {100 * r['cer']:.2f} % | {100 * r['sparsity']:.2f} % | "
+    print(f"| {r['variant']} | {100 * r['greedy_wer']:.2f} % | {100 * r['greedy_cer']:.2f} % | "
+          f"{100 * r['wer']:.2f} % | {100 * r['cer']:.2f} % | {100 * r['sparsity']:.2f} % | "
           f"{r['params']:,} | {r['effective_macs'] / 1e6:.2f} M | {r['effective_acs'] / 1e6:.2f} M | "
           f"{r['dense_synops'] / 1e6:.2f} M |")
