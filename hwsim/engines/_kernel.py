@@ -8,8 +8,9 @@ How the rules become a fast exact loop
 --------------------------------------
 * **Bucket queue over cycles.** Future work is kept as events in a ring of ``H`` cycle buckets
   (events further than ``H`` cycles ahead wait in a small overflow heap). The loop jumps from one
-  non-empty cycle to the next. Inside a cycle, four event classes are handled in a fixed order
-  that realises the rules' same-cycle ordering:
+  non-empty cycle to the next (the lean kernel keeps the heads filed for the next cycle, most
+  of them, in a flat array instead). Inside a cycle, four event classes are handled in a fixed
+  order that realises the rules' same-cycle ordering:
 
   0. ``RET``     credit returns (T2: a credit returned in cycle t can be taken in cycle t);
   1. ``HEAD``    a source's next packet reaches the head (T1), then all sends of the cycle, in
@@ -826,6 +827,20 @@ def _lpush(tt, cls, val, cur, mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
 
 
 @njit_inline
+def _rpush(tt, val, t, mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n):
+    """File a head at a router (class REQ) for cycle tt: most go to the next cycle, whose heads
+    are kept in a flat array ``hn`` (``nn`` of them) instead of the bucket's list.
+    Returns (nev, ov_n, nn, number filed in the ring)."""
+    if tt == t + 1:
+        hn[nn] = val
+        bcnt[tt & mask] += 1
+        return nev, ov_n, nn + 1, 1
+    nev, ov_n, x = _lpush(tt, L_REQ, val, t, mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
+                          nev, ov_n)
+    return nev, ov_n, nn, x
+
+
+@njit_inline
 def _read_time(rd, banks, rlx, busy_tab, nbt):
     """Private-SRAM read of rd > 0 words: ceil(rd / banks) busy cycles, plus the latency
     beyond the first cycle (rlx = read_latency - 1); small rd from a precomputed table."""
@@ -840,7 +855,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t, inlist,
                 nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 link_free, ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
-                tmp, tmp2, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
+                tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
     """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
     arrays are the shared tables (``dst``, ``reads`` .. ``acs``, and ``svt``, the core's service
     time of each row): packet k's pairs are rows ``plo[k]``.. ``plo[k] + dst_ptr[k+1] - dst_ptr[k]``,
@@ -1043,6 +1058,10 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
             ncand += 1
             if s < cfirst:
                 cfirst = s
+    hc = tmp  # this cycle's heads filed for it in the previous cycle (nc), then the bucket's
+    hn = tmp3  # the next cycle's (nn)
+    nc = 0
+    nn = 0
     t = 0
     while True:
         slot = t & mask
@@ -1184,9 +1203,10 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     ncand += 1
             rk[b + RK_CW] = t - head_t[s]
             if j1 > j0:
-                nev, ov_n, x = _lpush(t + 1, L_REQ, (pos << 16) + s, t, mask, bh, bcnt,
-                                      ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n)
-                ring_n += x
+                hn[nn] = (pos << 16) + s
+                nn += 1
+                bcnt[(t + 1) & mask] += 1
+                ring_n += 1
             sp_ptr[s] = pos + 1
             if pos + 1 < sp_end[s]:
                 head_t[s] = t + 1
@@ -1197,23 +1217,23 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
 
         # -- class 2: heads at routers / bus, in (source, k) rank order (T3, T4) --------------
         e = bh[base + L_REQ]
-        if e >= 0:
+        if e >= 0 or nc > 0:
             bh[base + L_REQ] = -1
-            n = 0
+            n = nc
             while e >= 0:
-                tmp[n] = ev_val[e]
+                hc[n] = ev_val[e]
                 n += 1
                 e = ev_next[e]
             bcnt[slot] -= n
             ring_n -= n
-            heads = tmp
+            heads = hc
             if topo == MESH and fault != FAULT_TIEBREAK:
                 # only heads at the same router compete (their links and ejection port): file
                 # them per router, each router's few heads in rank order, and process router by
                 # router (heads at different routers touch disjoint state)
                 nr = 0
                 for i in range(n):
-                    v = tmp[i]
+                    v = hc[i]
                     r = v & 0xFFFF
                     if stamp[r] != t:
                         stamp[r] = t
@@ -1223,12 +1243,12 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         nr += 1
                     else:
                         h = rhead[r]
-                        if v < tmp[h]:
+                        if v < hc[h]:
                             lnext[i] = h
                             rhead[r] = i
                         else:
                             pv = h
-                            while lnext[pv] >= 0 and tmp[lnext[pv]] < v:
+                            while lnext[pv] >= 0 and hc[lnext[pv]] < v:
                                 pv = lnext[pv]
                             lnext[i] = lnext[pv]
                             lnext[pv] = i
@@ -1237,27 +1257,27 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     for ri in range(nr):
                         i = rhead[touched[ri]]
                         while i >= 0:
-                            tmp2[m] = tmp[i]
+                            tmp2[m] = hc[i]
                             m += 1
                             i = lnext[i]
                     heads = tmp2
             elif n > 1:
                 # the bus and the ejection ports it feeds: all heads in rank order
                 if n > 24:
-                    tmp[:n].sort()
+                    hc[:n].sort()
                 else:
                     for i in range(1, n):
-                        x = tmp[i]
+                        x = hc[i]
                         j = i - 1
-                        while j >= 0 and tmp[j] > x:
-                            tmp[j + 1] = tmp[j]
+                        while j >= 0 and hc[j] > x:
+                            hc[j + 1] = hc[j]
                             j -= 1
-                        tmp[j + 1] = x
+                        hc[j + 1] = x
                 if fault == FAULT_TIEBREAK:
                     for i in range(n // 2):
-                        x = tmp[i]
-                        tmp[i] = tmp[n - 1 - i]
-                        tmp[n - 1 - i] = x
+                        x = hc[i]
+                        hc[i] = hc[n - 1 - i]
+                        hc[n - 1 - i] = x
             for i in range(n):
                 v = heads[i]
                 pos = v >> 16
@@ -1283,7 +1303,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if g < t:
                                 g = t
                             link_free[lid] = g + f
-                            nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r + 1, t, mask,
+                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r + 1, t, mask, hn, nn,
                                                   bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                   nev, ov_n)
                             ring_n += x
@@ -1293,7 +1313,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if g < t:
                                 g = t
                             link_free[lid] = g + f
-                            nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r - 1, t, mask,
+                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r - 1, t, mask, hn, nn,
                                                   bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                   nev, ov_n)
                             ring_n += x
@@ -1304,7 +1324,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         if g < t:
                             g = t
                         link_free[lid] = g + f
-                        nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r - cols, t, mask,
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r - cols, t, mask, hn, nn,
                                               bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                               nev, ov_n)
                         ring_n += x
@@ -1314,7 +1334,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         if g < t:
                             g = t
                         link_free[lid] = g + f
-                        nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + r + cols, t, mask,
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r + cols, t, mask, hn, nn,
                                               bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                               nev, ov_n)
                         ring_n += x
@@ -1346,7 +1366,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             g = t
                         bus_free = g + f
                         out[ob + s, C_FLITS] += f
-                        nev, ov_n, x = _lpush(g + hop, L_REQ, (pos << 16) + n_pe, t, mask,
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + n_pe, t, mask, hn, nn,
                                               bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                               nev, ov_n)
                         ring_n += x
@@ -1400,6 +1420,11 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                                               ev_next, ov_t, ov_c, ov_v, nev, ov_n)
                         ring_n += y
 
+        x = hc
+        hc = hn
+        hn = x
+        nc = nn
+        nn = 0
         # -- jump to the next non-empty cycle, filing overflow work that comes into range ----
         t += 1
         while True:
@@ -1604,6 +1629,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     ov_c = np.zeros(maxev, np.int64)
     ov_v = np.zeros(maxev, np.int64)
     tmp = np.zeros(maxev, np.int64)
+    tmp3 = np.zeros(maxev, np.int64)
     cflag = np.zeros(n_pe + 1, np.int64)
     prc = np.zeros(2 * n_pe, np.int64)
     for p in range(n_pe):
@@ -1635,7 +1661,8 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
                          order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t,
                          inlist, nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
                          rk, pool, ps, link_free, ev_val, ev_next, bh,
-                         bcnt, ov_t, ov_c, ov_v, tmp, tmp2, lnext, rhead, touched, cflag, stamp,
+                         bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag,
+                         stamp,
                          mask, prc, busy_tab)
         if pc < 0:
             return i + 1
