@@ -1203,7 +1203,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     ncand += 1
             rk[b + RK_CW] = t - head_t[s]
             if j1 > j0:
-                hn[nn] = (pos << 16) + s
+                hn[nn] = (pos << 18) + s
                 nn += 1
                 bcnt[(t + 1) & mask] += 1
                 ring_n += 1
@@ -1280,7 +1280,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         hc[n - 1 - i] = x
             for i in range(n):
                 v = heads[i]
-                pos = v >> 16
+                pos = v >> 18
                 r = v & 0xFFFF
                 b = pos * RKF
                 s = rk[b + RK_S]
@@ -1294,18 +1294,20 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 if topo == MESH:
                     rr = prc[2 * r]
                     rc = prc[2 * r + 1]
-                    sr = rk[b + RK_SR]
-                    sc = rk[b + RK_SC]
-                    if rr == sr:
+                    # a head is in its source's row (d = 0) or on a column branch going north
+                    # (d = 1) or south (d = 2): the XY tree forks only in the source's row
+                    d = (v >> 16) & 3
+                    if d == 0:
+                        sc = rk[b + RK_SC]
                         if rc >= sc and gr[G * GRF + GR_CMAX] > rc:
                             lid = r * 4
                             g = link_free[lid]
                             if g < t:
                                 g = t
                             link_free[lid] = g + f
-                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r + 1, t, mask, hn, nn,
-                                                  bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
-                                                  nev, ov_n)
+                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r + 1, t, mask, hn, nn,
+                                                      bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
+                                                      nev, ov_n)
                             ring_n += x
                         if rc <= sc and gr[G * GRF + GR_CMIN] < rc:
                             lid = r * 4 + 1
@@ -1313,30 +1315,30 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if g < t:
                                 g = t
                             link_free[lid] = g + f
-                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r - 1, t, mask, hn, nn,
-                                                  bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
-                                                  nev, ov_n)
+                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r - 1, t, mask, hn, nn,
+                                                      bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
+                                                      nev, ov_n)
                             ring_n += x
                     gc = 2 * (G * cols + rc)
-                    if rr <= sr and g_rm[gc] < rr:
+                    if d != 2 and g_rm[gc] < rr:
                         lid = r * 4 + 2
                         g = link_free[lid]
                         if g < t:
                             g = t
                         link_free[lid] = g + f
-                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r - cols, t, mask, hn, nn,
-                                              bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
-                                              nev, ov_n)
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + (1 << 16) + r - cols, t,
+                                                  mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t,
+                                                  ov_c, ov_v, nev, ov_n)
                         ring_n += x
-                    if rr >= sr and g_rm[gc + 1] > rr:
+                    if d != 1 and g_rm[gc + 1] > rr:
                         lid = r * 4 + 3
                         g = link_free[lid]
                         if g < t:
                             g = t
                         link_free[lid] = g + f
-                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + r + cols, t, mask, hn, nn,
-                                              bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
-                                              nev, ov_n)
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + (2 << 16) + r + cols, t,
+                                                  mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t,
+                                                  ov_c, ov_v, nev, ov_n)
                         ring_n += x
                     # is router r's PE a destination?
                     tb = gr[G * GRF + GR_TAB]
@@ -1366,7 +1368,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             g = t
                         bus_free = g + f
                         out[ob + s, C_FLITS] += f
-                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 16) + n_pe, t, mask, hn, nn,
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + n_pe, t, mask, hn, nn,
                                               bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                               nev, ov_n)
                         ring_n += x
