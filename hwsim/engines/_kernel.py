@@ -805,9 +805,9 @@ LCLS = 3
 F_PORT, F_NREC, F_OFF, F_NPOP, F_CF, F_NRET, F_CRED, F_WAKE, F_NEEDW, F_DW, F_TOT, F_WS, \
     F_BS = range(13)
 LNF = 16
-# Per packet rank (ps order): source, flits, pair range, group, source row and column,
-# credit_wait; per destination-set group: XY tree column extents and its router -> pair table.
-RK_S, RK_F, RK_J0, RK_J1, RK_G, RK_SR, RK_SC, RK_CW = range(8)
+# Per packet rank (ps order): source, flits, pair range, group, source column, credit_wait
+# (RKF: padded to 8); per destination-set group: XY tree column extents, router -> pair table.
+RK_S, RK_F, RK_J0, RK_J1, RK_G, RK_SC, RK_CW = range(7)
 RKF = 8
 GR_CMIN, GR_CMAX, GR_TAB = range(3)
 GRF = 4
@@ -1024,7 +1024,6 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         rk[b + RK_J0] = plo[kl]
         rk[b + RK_J1] = plo[kl] + dst_ptr[k + 1] - dst_ptr[k]
         rk[b + RK_G] = grp[kl]
-        rk[b + RK_SR] = prc[2 * s]
         rk[b + RK_SC] = prc[2 * s + 1]
         rk[b + RK_CW] = 0
         out[ob + s, C_SENT] += 1
