@@ -851,7 +851,7 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 
 @njit
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
-                ur, uw, uc, um, un, extra, out, ob, fault,
+                rlx, ur, uw, uc, um, un, extra, out, ob, fault,
                 order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t, inlist,
                 nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 link_free, ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
@@ -859,22 +859,17 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
     """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
     arrays are the shared tables (``dst``, ``reads`` .. ``acs``, and ``svt``, the core's service
     time of each row): packet k's pairs are rows ``plo[k]``.. ``plo[k] + dst_ptr[k+1] - dst_ptr[k]``,
-    and every pair index below is a table row."""
+    and every pair index below is a table row. ``rlx``: SRAM read latency - 1 (as in ``svt``)."""
     rows = tim[T_ROWS]
     cols = tim[T_COLS]
     topo = tim[T_TOPO]
     depth = tim[T_DEPTH]
-    dec = tim[T_DECODE]
     banks = tim[T_BANKS]
-    rl = tim[T_RLAT]
     hop = tim[T_HOP]
     clat = tim[T_CLAT]
     bar = tim[T_BAR]
     if fault == FAULT_CREDIT_EARLY:
         clat -= 1
-    rlx = rl - 1
-    if fault == FAULT_SRAM_LATENCY:
-        rlx += 1
     K = ke - kb
     nbt = busy_tab.shape[0]
 
@@ -1202,10 +1197,9 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     ncand += 1
             rk[b + RK_CW] = t - head_t[s]
             if j1 > j0:
-                hn[nn] = (pos << 18) + s
-                nn += 1
-                bcnt[(t + 1) & mask] += 1
-                ring_n += 1
+                nev, ov_n, nn, x = _rpush(t + 1, (pos << 18) + s, t, mask, hn, nn, bh, bcnt,
+                                          ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n)
+                ring_n += x
             sp_ptr[s] = pos + 1
             if pos + 1 < sp_end[s]:
                 head_t[s] = t + 1
@@ -1656,7 +1650,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         for k in range(kb, ke + 1):
             ldp[k - kb] = dst_ptr[k] - jb
         pc = _phase_lean(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke],
-                         dst, reads, cyc, macs, acs, svt, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
+                         dst, reads, cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                          fault,
                          order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t,
