@@ -56,13 +56,16 @@ def evaluate(model: SpeechMamba, utts, progress: bool = True,
             hyp = decoder(logp)[0] if decoder else greedy
             ref = normalize_text(u.text)
             er.add(ref, hyp)
-            greedy_er.add(ref, greedy)
+            if decoder:  # else the greedy errors are er's
+                greedy_er.add(ref, greedy)
             samples.append({"id": u.id, "ref": ref, "hyp": hyp, **({"greedy": greedy} if decoder else {})})
             steps.append(feats.shape[0] // 4)
     finally:
         meter.close()
         model.set_tally(False)
     n = len(utts)
+    if not decoder:
+        greedy_er = er
     synaptic = {k: v for k, v in tallies.items() if kinds.get(k) in ("linear", "conv1d")}
     macs = sum(v["macs"] for v in synaptic.values())
     acs = sum(v["acs"] for v in synaptic.values())
