@@ -78,6 +78,7 @@ per pair in memory.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -1772,3 +1773,43 @@ def _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs
             return i + 1
         phase_cycles[i] = pc
     return 0
+
+
+def _without_wraparound(dispatcher):
+    """Compile ``dispatcher`` (and the kernel functions it calls) without numba's negative-index
+    wraparound.
+
+    Every index in this module is >= 0, but numba cannot know it: each array access gets a
+    compare and a select, and keeps the array's size live, which with this kernel's dozens of
+    arrays spills registers; measured, that is about a third of the kernel's time. Numba has no
+    option to turn it off, so the compilation runs with its index fix-up
+    (``numba.np.arrayobj.fix_integer_index``) replaced by a plain cast, under numba's global
+    compiler lock, so that no other compilation can see the replacement. The tests that compare
+    the compiled kernel with the pure-Python one and with the detailed engine would catch an
+    index that relied on wraparound. If numba's internals differ (another version), the kernel
+    is compiled as usual: slower, same results."""
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.np import arrayobj
+
+    def cast_only(context, builder, idxty, idx, size):
+        return context.cast(builder, idx, idxty, _numba.types.intp)
+
+    def call(*args):
+        sig = tuple(_numba.typeof(a) for a in args)
+        if sig not in dispatcher.overloads and hasattr(arrayobj, "fix_integer_index"):
+            with global_compiler_lock:
+                usual = arrayobj.fix_integer_index
+                arrayobj.fix_integer_index = cast_only
+                try:
+                    dispatcher.compile(sig)
+                except Exception:  # pragma: no cover - numba's internals changed: compile as usual
+                    pass
+                finally:
+                    arrayobj.fix_integer_index = usual
+        return dispatcher(*args)
+
+    return functools.wraps(dispatcher)(call)
+
+
+if BACKEND == "numba":
+    run_many = _without_wraparound(run_many)
