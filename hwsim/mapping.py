@@ -296,25 +296,30 @@ class Mapping:
         return [_cat([t[f] for t in tables]) for f in range(5)], off
 
     @cached_property
-    def _pair_prefix(self) -> np.ndarray:
-        """Prefix sums of the reads, macs and acs tables: a packet's totals in two lookups."""
-        dst, reads, _, macs, acs = self._pair_tables[0]
-        z = np.zeros((3, 1), np.int64)
-        return np.concatenate([z, np.cumsum(np.stack([reads, macs, acs]), axis=1)], axis=1)
+    def _step_counts(self) -> np.ndarray:
+        """[n_ops, steps, 5]: each op's static counts at each step (events, deliveries, macs,
+        acs, sram_reads), in one pass over the trace's events (per-channel totals, summed)."""
+        (_, reads, _, macs, acs), base = self._pair_tables
+        pre = np.zeros((3, len(reads) + 1), np.int64)
+        np.cumsum(np.stack([macs, acs, reads]), axis=1, out=pre[:, 1:])
+        out = np.zeros((len(self.places), self.trace.steps, 5), np.int64)
+        for i, (pl, ev) in enumerate(zip(self.places, self.trace.events)):
+            lo, n = pl.row_lo + base[i], pl.row_n
+            per_channel = np.vstack([n if not self.multicast else np.ones_like(n), n,
+                                     pre[:, lo + n] - pre[:, lo]])
+            busy = np.diff(ev.indptr) > 0  # reduceat sums from each start to the next
+            out[i, busy] = np.add.reduceat(np.take(per_channel, ev.index, axis=1),
+                                           ev.indptr[:-1][busy], axis=1).T
+        return out
 
-    def op_counts(self, batch: PhaseBatch) -> np.ndarray:
-        """Static per-op counts of a batch of this mapping's: [n_ops, (events, deliveries, macs,
-        acs, sram_reads)], from the tables' prefix sums (no pair is expanded)."""
-        n = len(self.trace.ops)
-        per_packet = np.diff(batch.dst_ptr)
-        lo = batch.pair_lo
-        pre = self._pair_prefix
-        out = np.zeros((n, 5), np.int64)
-        out[:, 0] = np.bincount(batch.op_of, minlength=n)
-        out[:, 1] = np.bincount(batch.op_of, weights=per_packet, minlength=n)
-        for col, row in ((2, 1), (3, 2), (4, 0)):
-            totals = pre[row, lo + per_packet] - pre[row, lo]
-            out[:, col] = np.bincount(batch.op_of, weights=totals, minlength=n)
+    def op_counts(self, keys: list[tuple[int, int | None]]) -> np.ndarray:
+        """Static per-op counts of the phases `keys`: [n_ops, (events, deliveries, macs, acs,
+        sram_reads)]; they depend on the trace and the placement only, not on timing."""
+        table = self._step_counts
+        steps = np.array([t for t, _ in keys], dtype=np.int64)
+        ops = np.array([-1 if i is None else i for _, i in keys], dtype=np.int64)
+        out = table[:, steps[ops < 0]].sum(axis=1)  # phases of every op (layer_pipelined)
+        np.add.at(out, ops[ops >= 0], table[ops[ops >= 0], steps[ops >= 0]])
         return out
 
     def _update_table(self, field: str) -> np.ndarray:

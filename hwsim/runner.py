@@ -64,25 +64,28 @@ class Accumulator:
             barrier_latency: int, op_counts: np.ndarray):
         """Take in a batch's results: cycles [n], counters [n, n_pe, N], and the batch's static
         per-op counts [n_ops, len(OP_COUNTS)] (Mapping.op_counts)."""
-        hwm, n = R["queue_hwm"], len(keys)
-        full = np.empty(counters.shape[:2] + (len(RUN_COUNTERS),), np.int64)
-        full[:, :, :-1] = counters
-        busy = counters[:, :, R["idle"]] == 0  # idle PEs wait for nothing: they have no work
-        full[:, :, -1] = busy * (barrier_latency + batch.extra_barrier)[:, None]
-        rows = full.sum(axis=1)
-        peak = full[:, :, hwm]  # [n, n_pe]
+        hwm, n_pe = R["queue_hwm"], self.n_pe
+        cycles = np.asarray(cycles, dtype=np.int64)
+        # idle PEs wait for nothing at the barrier: they have no work
+        sync = (counters[:, :, R["idle"]] == 0) * (barrier_latency + batch.extra_barrier)[:, None]
+        peak = counters[:, :, hwm]  # [n, n_pe]
+        rows = np.empty((len(keys), len(RUN_COUNTERS)), np.int64)
+        rows[:, :-1] = counters.sum(axis=1)
         rows[:, hwm] = peak.max(axis=1, initial=0)
+        rows[:, -1] = sync.sum(axis=1)
         self.keys += list(keys)
-        self.cycles.append(np.asarray(cycles, dtype=np.int64))
+        self.cycles.append(cycles)
         self.rows.append(rows)
-        self._sum(self.pe, full.sum(axis=0), peak.max(axis=0, initial=0))
         # per step: phases come in execution order, so a step's phases are runs of the batch
         steps = np.array([k[0] for k in keys], dtype=np.int64)
-        starts = np.flatnonzero(np.diff(steps, prepend=-1))
-        step_sum = np.add.reduceat(full, starts, axis=0)
-        step_peak = np.maximum.reduceat(peak, starts, axis=0)
-        for t, total, top in zip(steps[starts], step_sum, step_peak):
-            self._sum(self.step_pe[t], total, top)
+        bounds = np.flatnonzero(np.diff(steps, prepend=-1, append=-1))
+        total = np.empty((n_pe, len(RUN_COUNTERS)), np.int64)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            total[:, :-1] = counters[a:b].sum(axis=0)
+            total[:, -1] = sync[a:b].sum(axis=0)
+            top = peak[a:b].max(axis=0)
+            self._sum(self.step_pe[steps[a]], total, top)
+            self._sum(self.pe, total, top)
         self.op += op_counts
         ops = np.array([-1 if k[1] is None else k[1] for k in keys], dtype=np.int64)
         mine = ops >= 0
@@ -91,7 +94,7 @@ class Accumulator:
             np.add.at(self.op_phase, ops[mine], rows[mine])
             self.op_phase[:, hwm] = keep
             np.maximum.at(self.op_phase[:, hwm], ops[mine], rows[mine, hwm])
-            np.add.at(self.op_cycles, ops[mine], np.asarray(cycles, dtype=np.int64)[mine])
+            np.add.at(self.op_cycles, ops[mine], cycles[mine])
 
     @staticmethod
     def _sum(into: np.ndarray, total: np.ndarray, peak):
@@ -157,7 +160,7 @@ class _Worker:
         acc = Accumulator(*self.acc_args)
         batch = self.mapping.batch(keys)
         acc.add(keys, batch, *self.run_batch(batch), self.barrier_latency,
-                self.mapping.op_counts(batch))
+                self.mapping.op_counts(keys))
         return acc
 
 
