@@ -144,7 +144,7 @@ def resolve_engine(arch, engine: str) -> tuple[str, list[str]]:
 
 
 # Phases per batch: big enough to amortise a kernel call, small enough to bound memory.
-BATCH_PHASES = 1024
+BATCH_PHASES = 2048
 
 
 class _Worker:

@@ -799,19 +799,26 @@ def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
 L_WAKE, L_HEAD, L_REQ = 0, 1, 2
 LCLS = 3
 # Per-PE state of the lean kernel, one row of LNF words per PE (ps[p * LNF + F_...]):
-# ejection port free-at, events entered, offset of the PE's rows in rec_*, events whose pop is
+# ejection port free-at, events entered, offset of the PE's records in rec, events whose pop is
 # computed, core free-at after them, credits back / available, a WAKE pending at (or -1),
-# waiting for the next entry's pop, head of the blocked groups' list, events in total, and
-# the sums of the core's waits and of their back-pressure part.
+# waiting for the next entry's pop, head of the blocked groups' list, events in total, the sums
+# of the core's waits and of their back-pressure part, the router's row and column, and the
+# free-at of its four links (east, west, north, south).
 F_PORT, F_NREC, F_OFF, F_NPOP, F_CF, F_NRET, F_CRED, F_WAKE, F_NEEDW, F_DW, F_TOT, F_WS, \
-    F_BS = range(13)
-LNF = 16
-# Per packet rank (ps order): source, flits, pair range, group, source column, credit_wait
-# (RKF: padded to 8); per destination-set group: XY tree column extents, router -> pair table.
-RK_S, RK_F, RK_J0, RK_J1, RK_G, RK_SC, RK_CW = range(7)
-RKF = 8
+    F_BS, F_ROW, F_COL, F_LINK = range(16)
+LNF = 20
+# Per packet rank (ps order): source, flits, pair range, group, source column, credit_wait,
+# and its group's XY tree column extents and router -> pair table (copied from gr, so that a
+# head reads one record).
+RK_S, RK_F, RK_J0, RK_J1, RK_G, RK_SC, RK_CW, RK_CMIN, RK_CMAX, RK_TAB = range(10)
+RKF = 10
+# Per destination-set group: XY tree column extents, router -> pair table.
 GR_CMIN, GR_CMAX, GR_TAB = range(3)
 GRF = 4
+# One record per event entering a queue (rec[x * RECF + R_...]): entry cycle, the core's service
+# time, the back-pressure part of its packet's wait, and its pop cycle (once computed).
+R_E, R_S, R_B, R_P = range(4)
+RECF = 4
 
 
 @njit_inline
@@ -853,9 +860,9 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 @njit
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
                 rlx, ur, uw, uc, um, un, extra, out, ob, fault,
-                order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t, inlist,
+                order, grp, rec, sp_ptr, sp_end, head_t, inlist,
                 nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
-                link_free, ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
+                ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
                 tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
     """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
     arrays are the shared tables (``dst``, ``reads`` .. ``acs``, and ``svt``, the core's service
@@ -899,12 +906,12 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         ps[b + F_CRED] = depth
         ps[b + F_WAKE] = -1
         ps[b + F_DW] = -1
+        ps[b + F_ROW] = prc[2 * p]
+        ps[b + F_COL] = prc[2 * p + 1]
         head_t[p] = 0
         inlist[p] = 0
         nxt[p] = -1
         stamp[p] = -1
-        for d in range(4):
-            link_free[p * 4 + d] = 0
         q = ob + p
         out[q, C_WRITES] = uw[p]
         out[q, C_NEUR] = un[p]
@@ -1022,8 +1029,11 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         rk[b + RK_G] = grp[kl]
         rk[b + RK_SC] = prc[2 * s + 1]
         rk[b + RK_CW] = 0
-        out[ob + s, C_SENT] += 1
         G = grp[kl]
+        rk[b + RK_CMIN] = gr[G * GRF + GR_CMIN]
+        rk[b + RK_CMAX] = gr[G * GRF + GR_CMAX]
+        rk[b + RK_TAB] = gr[G * GRF + GR_TAB]
+        out[ob + s, C_SENT] += 1
         if topo == MESH and gr[G * GRF + GR_CMAX] >= 0:
             # flit-hops do not depend on timing: flits x the links of the packet's XY tree (T4)
             sr = prc[2 * s]
@@ -1125,18 +1135,18 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if nret == ps[pd + F_NPOP]:
                                 x = o + nret
                                 cc = ps[pd + F_CF]
-                                en_t = rec_e[x]
+                                en_t = rec[x * RECF + R_E]
                                 pop = en_t if en_t > cc else cc
                                 wait = pop - cc
-                                bp = rec_b[x]
+                                bp = rec[x * RECF + R_B]
                                 if bp > wait:
                                     bp = wait
                                 ps[pd + F_WS] += wait
                                 ps[pd + F_BS] += bp
-                                rec_p[x] = pop
-                                ps[pd + F_CF] = pop + rec_s[x]
+                                rec[x * RECF + R_P] = pop
+                                ps[pd + F_CF] = pop + rec[x * RECF + R_S]
                                 ps[pd + F_NPOP] = nret + 1
-                            if rec_p[o + nret] + clat <= t:
+                            if rec[(o + nret) * RECF + R_P] + clat <= t:
                                 nret += 1
                                 c += 1
                             else:
@@ -1163,7 +1173,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             nret = ps[pd + F_NRET]
                             if nret < ps[pd + F_NREC]:
                                 # its next return is known (the drain computed its pop)
-                                tt = rec_p[ps[pd + F_OFF] + nret] + clat
+                                tt = rec[(ps[pd + F_OFF] + nret) * RECF + R_P] + clat
                                 ps[pd + F_WAKE] = tt
                                 nev, ov_n, x = _lpush(tt, L_WAKE, fail, t, mask, bh, bcnt,
                                                       ev_val, ev_next, ov_t, ov_c, ov_v,
@@ -1286,57 +1296,60 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 jz = -1
                 skip = -1
                 if topo == MESH:
-                    rr = prc[2 * r]
-                    rc = prc[2 * r + 1]
+                    pr = r * LNF
+                    rr = ps[pr + F_ROW]
+                    rc = ps[pr + F_COL]
                     # a head is in its source's row (d = 0) or on a column branch going north
                     # (d = 1) or south (d = 2): the XY tree forks only in the source's row
                     d = (v >> 16) & 3
                     if d == 0:
                         sc = rk[b + RK_SC]
-                        if rc >= sc and gr[G * GRF + GR_CMAX] > rc:
-                            lid = r * 4
-                            g = link_free[lid]
+                        if rc >= sc and rk[b + RK_CMAX] > rc:
+                            lid = pr + F_LINK
+                            g = ps[lid]
                             if g < t:
                                 g = t
-                            link_free[lid] = g + f
+                            ps[lid] = g + f
                             nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r + 1, t, mask, hn, nn,
                                                       bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                       nev, ov_n)
                             ring_n += x
-                        if rc <= sc and gr[G * GRF + GR_CMIN] < rc:
-                            lid = r * 4 + 1
-                            g = link_free[lid]
+                        if rc <= sc and rk[b + RK_CMIN] < rc:
+                            lid = pr + F_LINK + 1
+                            g = ps[lid]
                             if g < t:
                                 g = t
-                            link_free[lid] = g + f
+                            ps[lid] = g + f
                             nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r - 1, t, mask, hn, nn,
                                                       bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                       nev, ov_n)
                             ring_n += x
                     gc = 2 * (G * cols + rc)
                     if d != 2 and g_rm[gc] < rr:
-                        lid = r * 4 + 2
-                        g = link_free[lid]
+                        lid = pr + F_LINK + 2
+                        g = ps[lid]
                         if g < t:
                             g = t
-                        link_free[lid] = g + f
+                        ps[lid] = g + f
                         nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + (1 << 16) + r - cols, t,
                                                   mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t,
                                                   ov_c, ov_v, nev, ov_n)
                         ring_n += x
                     if d != 1 and g_rm[gc + 1] > rr:
-                        lid = r * 4 + 3
-                        g = link_free[lid]
+                        lid = pr + F_LINK + 3
+                        g = ps[lid]
                         if g < t:
                             g = t
-                        link_free[lid] = g + f
+                        ps[lid] = g + f
                         nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + (2 << 16) + r + cols, t,
                                                   mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t,
                                                   ov_c, ov_v, nev, ov_n)
                         ring_n += x
                     # is router r's PE a destination?
-                    tb = gr[G * GRF + GR_TAB]
-                    if tb >= 0:
+                    tb = rk[b + RK_TAB]
+                    if j1 - j0 == n_pe:
+                        ja = j0 + r  # all of them (a broadcast)
+                    elif tb >= 0:
                         x = pool[tb + r]
                         if x >= 0:
                             ja = j0 + x
@@ -1374,7 +1387,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     continue
                 bpk = rk[b + RK_CW]
                 for j in range(ja, jz):
-                    p = dst[j]
+                    p = r if topo == MESH else dst[j]
                     if p == skip:
                         continue
                     # ejection port: granted at g, the event enters the queue at g + flits;
@@ -1390,26 +1403,26 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     m = ps[pp + F_NREC]
                     x = ps[pp + F_OFF] + m
                     ps[pp + F_NREC] = m + 1
-                    rec_e[x] = en_t
-                    rec_s[x] = svt[j]
-                    rec_b[x] = bpk
+                    rec[x * RECF + R_E] = en_t
+                    rec[x * RECF + R_S] = svt[j]
+                    rec[x * RECF + R_B] = bpk
                     if ps[pp + F_NEEDW] == 1:
                         # a source group waits for this queue's next credit: it is this one's
                         while ps[pp + F_NPOP] <= m:
                             y = ps[pp + F_OFF] + ps[pp + F_NPOP]
                             cc = ps[pp + F_CF]
-                            e2 = rec_e[y]
+                            e2 = rec[y * RECF + R_E]
                             pop = e2 if e2 > cc else cc
                             wait = pop - cc
-                            bp = rec_b[y]
+                            bp = rec[y * RECF + R_B]
                             if bp > wait:
                                 bp = wait
                             ps[pp + F_WS] += wait
                             ps[pp + F_BS] += bp
-                            rec_p[y] = pop
-                            ps[pp + F_CF] = pop + rec_s[y]
+                            rec[y * RECF + R_P] = pop
+                            ps[pp + F_CF] = pop + rec[y * RECF + R_S]
                             ps[pp + F_NPOP] += 1
-                        tr = rec_p[x] + clat
+                        tr = rec[x * RECF + R_P] + clat
                         ps[pp + F_NEEDW] = 0
                         ps[pp + F_WAKE] = tr
                         nev, ov_n, y = _lpush(tr, L_WAKE, p, t, mask, bh, bcnt, ev_val,
@@ -1472,18 +1485,18 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         best = 0
         for m in range(nrec):
             y = o + m
-            en_t = rec_e[y]
+            en_t = rec[y * RECF + R_E]
             if m >= npop:
                 pop = en_t if en_t > cc else cc
                 wait = pop - cc
-                bp = rec_b[y]
+                bp = rec[y * RECF + R_B]
                 if bp > wait:
                     bp = wait
                 ws += wait
                 bs += bp
-                rec_p[y] = pop
-                cc = pop + rec_s[y]
-            while rec_p[o + i] < en_t:
+                rec[y * RECF + R_P] = pop
+                cc = pop + rec[y * RECF + R_S]
+            while rec[(o + i) * RECF + R_P] < en_t:
                 i += 1
             if m + 1 - i > best:
                 best = m + 1 - i
@@ -1589,8 +1602,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         maxpool = 1 << 21
     order = np.zeros(maxk, np.int64)
     grp = np.zeros(maxk, np.int64)
-    rec_e = np.zeros(maxj, np.int64)
-    rec_p = np.zeros(maxj, np.int64)
+    rec = np.zeros(maxj * RECF, np.int64)
     sp_ptr = np.zeros(n_pe, np.int64)
     sp_end = np.zeros(n_pe, np.int64)
     head_t = np.zeros(n_pe, np.int64)
@@ -1607,9 +1619,6 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     rk = np.zeros(maxk * RKF, np.int64)
     pool = np.zeros(maxpool, np.int64)
     ps = np.zeros(n_pe * LNF, np.int64)
-    link_free = np.zeros(n_pe * 4, np.int64)
-    rec_s = np.zeros(maxj, np.int64)
-    rec_b = np.zeros(maxj, np.int64)
     stamp = np.zeros(n_pe + 1, np.int64)
     tmp2 = np.zeros(maxev, np.int64)
     lnext = np.zeros(maxev, np.int64)
@@ -1654,9 +1663,9 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
                          dst, reads, cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                          fault,
-                         order, grp, rec_e, rec_p, rec_s, rec_b, sp_ptr, sp_end, head_t,
+                         order, grp, rec, sp_ptr, sp_end, head_t,
                          inlist, nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
-                         rk, pool, ps, link_free, ev_val, ev_next, bh,
+                         rk, pool, ps, ev_val, ev_next, bh,
                          bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag,
                          stamp,
                          mask, prc, busy_tab)
