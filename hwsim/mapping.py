@@ -258,30 +258,55 @@ class Mapping:
         concatenated in op order. Within an op, packets follow the input channel order, which is
         the order in which each source PE emits them.
         """
-        n_ops, P = len(self.trace.ops), self.n_pe
-        # (phase number, step) pairs each op takes part in
-        wants: list[list[tuple[int, int]]] = [[] for _ in range(n_ops)]
-        for n, (t, i) in enumerate(keys):
-            for op in (range(n_ops) if i is None else (i,)):
-                wants[op].append((n, t))
-        parts = [self._packets(op, w) for op, w in enumerate(wants) if w]
-        phase_of = _cat([q[0] for q in parts])
-        order = np.argsort(phase_of, kind="stable")  # phase, then op, then channel
-        counts = _cat([q[2] for q in parts])[order]
-        pair_lo = _cat([q[3] for q in parts])[order]
-        k_off = np.searchsorted(phase_of[order], np.arange(len(keys) + 1)).astype(np.int64)
+        n_ops = len(self.trace.ops)
+        ev_ptr, events, chan = self._channels
+        steps = np.array([t for t, _ in keys], dtype=np.int64)
+        ops = np.array([-1 if i is None else i for _, i in keys], dtype=np.int64)
+        # the (phase, op) runs of events, in execution order
+        per = np.where(ops < 0, n_ops, 1)
+        run_op = ranges(np.maximum(ops, 0), per)
+        run_step = np.repeat(steps, per)
+        lo, hi = ev_ptr[run_op, run_step], ev_ptr[run_op, run_step + 1]
+        phase_of = np.repeat(np.repeat(np.arange(len(keys)), per), hi - lo)
+        pair_lo, counts, src, flits, op_of = np.take(chan, events[ranges(lo, hi - lo)], axis=1)
+        if not self.multicast:  # one unicast packet per destination, in destination order
+            pair_lo = ranges(pair_lo, counts)
+            phase_of, src, flits, op_of = (np.repeat(x, counts)
+                                           for x in (phase_of, src, flits, op_of))
+            counts = np.ones_like(pair_lo)
+        k_off = np.searchsorted(phase_of, np.arange(len(keys) + 1)).astype(np.int64)
 
         # update work per phase: one op's, or (index n_ops) the sum over all ops
-        row = np.array([n_ops if i is None else i for _, i in keys], dtype=np.int64)
+        row = np.where(ops < 0, n_ops, ops)
         upd = {f: self._update_table(f)[row] for f in _UPDATES}
         extra = self._update_table("extra_barrier")[row]
         return PhaseBatch(
-            P, k_off, _cat([q[1] for q in parts])[order],
-            _cat([q[4] for q in parts])[order],
+            self.n_pe, k_off, src, flits,
             np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), *self._pair_tables[0],
-            *(upd[f] for f in _UPDATES), extra, _cat([q[5] for q in parts])[order],
-            pair_lo=pair_lo,
+            *(upd[f] for f in _UPDATES), extra, op_of, pair_lo=pair_lo,
         )
+
+    @cached_property
+    def _channels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every op's input channels and events in flat arrays, so that a batch is a few
+        gathers: ``chan`` [5, channels] holds each channel's first row in the pair tables, row
+        count, source PE, flits and op (channel c of op i is column c + op i's offset);
+        ``events`` lists every event's column, op by op and step by step; ``ev_ptr`` [n_ops,
+        steps + 1] points to each (op, step)'s events in it."""
+        base = self._pair_tables[1]
+        first = np.cumsum([0] + [len(pl.row_lo) for pl in self.places]).astype(np.int64)
+        chan = np.stack([_cat([f(i, pl) for i, pl in enumerate(self.places)]) for f in (
+            lambda i, pl: pl.row_lo + base[i],
+            lambda i, pl: pl.row_n,
+            lambda i, pl: pl.src_of_channel,
+            lambda i, pl: np.full(len(pl.row_lo), pl.flits),
+            lambda i, pl: np.full(len(pl.row_lo), i))])
+        evs = self.trace.events
+        start = np.cumsum([0] + [len(ev.index) for ev in evs]).astype(np.int64)
+        events = np.concatenate([ev.index.astype(np.int64) + first[i] for i, ev in
+                                 enumerate(evs)]) if evs else np.zeros(0, np.int64)
+        ev_ptr = np.stack([ev.indptr.astype(np.int64) + start[i] for i, ev in enumerate(evs)])
+        return ev_ptr, events, chan
 
     @cached_property
     def _pair_tables(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -330,25 +355,6 @@ class Mapping:
             total = per_op.max(axis=0) if field == "extra_barrier" else per_op.sum(axis=0)
             cache[field] = np.concatenate([per_op, total[None]])
         return cache[field]
-
-    def _packets(self, i: int, wants: list[tuple[int, int]]):
-        """Op i's packets at the wanted steps: phase, src, pair count, first row in the pair
-        tables, flits and op, one entry per packet."""
-        pl, ev = self.places[i], self.trace.events[i]
-        n_of, t_of = (np.array(x, dtype=np.int64) for x in zip(*wants))
-        lo, hi = ev.indptr[t_of], ev.indptr[t_of + 1]
-        ev_pos = ranges(lo, hi - lo)
-        phase = np.repeat(n_of, hi - lo)
-        idx = ev.index[ev_pos].astype(np.int64)
-        starts, counts = pl.row_lo[idx], pl.row_n[idx]
-        src = pl.src_of_channel[idx]
-        if not self.multicast:  # one unicast packet per destination, in destination order
-            pos = ranges(starts, counts)
-            phase, src = np.repeat(phase, counts), np.repeat(src, counts)
-            starts, counts = pos, np.ones_like(pos)
-        k = len(src)
-        return (phase, src, counts, starts + self._pair_tables[1][i],
-                np.full(k, pl.flits, np.int64), np.full(k, i, np.int64))
 
     def build(self, key: tuple[int, int | None]) -> Phase:
         """One phase, for the detailed engine and for tests."""
