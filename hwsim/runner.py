@@ -246,9 +246,9 @@ def _orchestrate(cycles: np.ndarray) -> np.ndarray:
     starts = np.zeros(len(cycles), dtype=np.int64)
 
     def controller():
-        for n, c in enumerate(cycles):
+        for n, c in enumerate(cycles.tolist()):
             starts[n] = env.now
-            yield env.timeout(int(c))
+            yield env.timeout(c)
 
     env.process(controller())
     env.run()
