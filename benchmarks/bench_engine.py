@@ -82,24 +82,33 @@ def test_detailed_over_fast_ratio(benchmark, trace, arch):
 
 
 def test_doubling_the_events(benchmark, arch):
-    """500 steps hold exactly twice the events of 250: time ratio should stay near 2."""
+    """500 steps hold exactly twice the events of 250: time ratio should stay near 2 (the best
+    of two runs of each, as this machine's load varies)."""
     one, two = benchmark_trace(250), benchmark_trace(500)
     assert two.n_events() > 1.9 * one.n_events()
-    t0 = time.perf_counter()
-    run(one, arch, progress=False)
-    t_one = time.perf_counter() - t0
-    benchmark.pedantic(run, args=(two, arch), kwargs={"progress": False}, rounds=1, iterations=1)
+    t_one = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        run(one, arch, progress=False)
+        t_one.append(time.perf_counter() - t0)
+    t_one = min(t_one)
+    benchmark.pedantic(run, args=(two, arch), kwargs={"progress": False}, rounds=2, iterations=1)
     benchmark.extra_info.update(t_250_steps=t_one,
                                 ratio=benchmark.stats.stats.min / t_one,
                                 events_ratio=two.n_events() / one.n_events())
 
 
 def test_peak_memory(benchmark):
-    """Peak resident memory of a fresh process running the full utterance."""
+    """Peak resident memory of a fresh process running the full utterance.
+
+    Read from /proc/self/status (VmHWM) where there is one: getrusage's ru_maxrss survives
+    exec, so a child forked from this (larger) pytest process would report the parent's size."""
     code = ("import resource; from hwsim.runner import run; from hwsim.arch import load_arch; "
             "from hwsim.synth import benchmark_trace; "
             f"run(benchmark_trace(), load_arch({str(ARCH)!r}), progress=False); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "import os; st = '/proc/self/status'; "
+            "print([int(x.split()[1]) for x in open(st) if x.startswith('VmHWM')][0] "
+            "if os.path.exists(st) else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
 
     def child():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -107,4 +116,4 @@ def test_peak_memory(benchmark):
         return int(out.stdout.split()[-1])
 
     kib = benchmark.pedantic(child, rounds=1, iterations=1)
-    benchmark.extra_info.update(peak_rss_mb=kib / 1024)  # ru_maxrss is in KiB on Linux
+    benchmark.extra_info.update(peak_rss_mb=kib / 1024)  # both in KiB on Linux

@@ -303,8 +303,8 @@ class Mapping:
             lambda i, pl: np.full(len(pl.row_lo), i))])
         evs = self.trace.events
         start = np.cumsum([0] + [len(ev.index) for ev in evs]).astype(np.int64)
-        events = np.concatenate([ev.index.astype(np.int64) + first[i] for i, ev in
-                                 enumerate(evs)]) if evs else np.zeros(0, np.int64)
+        events = np.concatenate([(ev.index + first[i]).astype(np.int32) for i, ev in
+                                 enumerate(evs)]) if evs else np.zeros(0, np.int32)
         ev_ptr = np.stack([ev.indptr.astype(np.int64) + start[i] for i, ev in enumerate(evs)])
         return ev_ptr, events, chan
 
