@@ -861,7 +861,7 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
                 rlx, ur, uw, uc, um, un, extra, out, ob, fault,
                 order, grp, rec, sp_ptr, sp_end, head_t, inlist,
-                nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
+                nxt, gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
                 tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
     """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
@@ -912,6 +912,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         inlist[p] = 0
         nxt[p] = -1
         stamp[p] = -1
+        g_one[p] = -1
         q = ob + p
         out[q, C_WRITES] = uw[p]
         out[q, C_NEUR] = un[p]
@@ -957,7 +958,9 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         L = dst_ptr[k + 1] - dst_ptr[k]
         j1 = j0 + L
         found = -1
-        for ci in range(ncache):
+        if L == 1:
+            found = g_one[dst[j0]]  # one destination: its group, if it has one yet
+        for ci in range(ncache if L != 1 else 0):
             rep = gcache[ci]
             r0 = plo[rep]
             if dst_ptr[kb + rep + 1] - dst_ptr[kb + rep] != L:
@@ -1010,7 +1013,9 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     for x in range(L):
                         pool[npool + dst[j0 + x]] = x
                     npool += n_pe
-            if ncache < gcache.shape[0]:
+            if L == 1:
+                g_one[dst[j0]] = found
+            elif ncache < gcache.shape[0]:
                 gcache[ncache] = kl
                 ncache += 1
             else:
@@ -1609,6 +1614,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     inlist = np.zeros(n_pe, np.int64)
     nxt = np.zeros(n_pe, np.int64)
     gcache = np.zeros(8, np.int64)
+    g_one = np.zeros(n_pe, np.int64)
     g_fail = np.zeros(maxk, np.int64)
     g_fsrc = np.zeros(maxk, np.int64)
     g_wait = np.zeros(maxk, np.int64)
@@ -1664,7 +1670,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                          fault,
                          order, grp, rec, sp_ptr, sp_end, head_t,
-                         inlist, nxt, gcache, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
+                         inlist, nxt, gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
                          rk, pool, ps, ev_val, ev_next, bh,
                          bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag,
                          stamp,
