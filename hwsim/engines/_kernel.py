@@ -39,7 +39,9 @@ How the rules become a fast exact loop
 * **One flat function per phase.** Work that a stage schedules is staged in flat arrays and
   filed into the buckets after the stage (every scheduled cycle lies in the future, except the
   cycle-0 update SRAM requests, which are filed before that cycle's SRAM stage). Helpers are
-  written inline: numba calls that pass arrays cost atomic reference counting per call.
+  written inline: numba calls that pass arrays cost atomic reference counting per call. Every
+  index is >= 0, and ``run_many`` is compiled without numba's negative-index wraparound
+  (:func:`_without_wraparound`).
 
 Two kernels
 -----------
