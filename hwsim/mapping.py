@@ -294,18 +294,17 @@ class Mapping:
         ``events`` lists every event's column, op by op and step by step; ``ev_ptr`` [n_ops,
         steps + 1] points to each (op, step)'s events in it."""
         base = self._pair_tables[1]
-        first = np.cumsum([0] + [len(pl.row_lo) for pl in self.places]).astype(np.int64)
-        chan = np.stack([_cat([f(i, pl) for i, pl in enumerate(self.places)]) for f in (
-            lambda i, pl: pl.row_lo + base[i],
-            lambda i, pl: pl.row_n,
-            lambda i, pl: pl.src_of_channel,
-            lambda i, pl: np.full(len(pl.row_lo), pl.flits),
-            lambda i, pl: np.full(len(pl.row_lo), i))])
+        columns = zip(*((pl.row_lo + base[i], pl.row_n, pl.src_of_channel,
+                         np.full(len(pl.row_lo), pl.flits), np.full(len(pl.row_lo), i))
+                        for i, pl in enumerate(self.places)))
+        chan = np.stack([_cat(c) for c in columns]) if self.places else np.zeros((5, 0), np.int64)
+        first = np.cumsum([0] + [len(pl.row_lo) for pl in self.places])
         evs = self.trace.events
-        start = np.cumsum([0] + [len(ev.index) for ev in evs]).astype(np.int64)
-        events = np.concatenate([(ev.index + first[i]).astype(np.int32) for i, ev in
-                                 enumerate(evs)]) if evs else np.zeros(0, np.int32)
-        ev_ptr = np.stack([ev.indptr.astype(np.int64) + start[i] for i, ev in enumerate(evs)])
+        start = np.cumsum([0] + [int(ev.indptr[-1]) for ev in evs])
+        events = np.concatenate([(ev.index[:ev.indptr[-1]] + first[i]).astype(np.int32)
+                                 for i, ev in enumerate(evs)] + [np.zeros(0, np.int32)])
+        ev_ptr = np.array([ev.indptr + start[i] for i, ev in enumerate(evs)],
+                          dtype=np.int64).reshape(len(evs), self.trace.steps + 1)
         return ev_ptr, events, chan
 
     @cached_property
@@ -333,7 +332,8 @@ class Mapping:
             per_channel = np.vstack([n if not self.multicast else np.ones_like(n), n,
                                      pre[:, lo + n] - pre[:, lo]])
             busy = np.diff(ev.indptr) > 0  # reduceat sums from each start to the next
-            out[i, busy] = np.add.reduceat(np.take(per_channel, ev.index, axis=1),
+            index = ev.index[:ev.indptr[-1]]
+            out[i, busy] = np.add.reduceat(np.take(per_channel, index, axis=1),
                                            ev.indptr[:-1][busy], axis=1).T
         return out
 
