@@ -1331,8 +1331,15 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                                                       bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                       nev, ov_n)
                             ring_n += x
-                    gc = 2 * (G * cols + rc)
-                    if d != 2 and g_rm[gc] < rr:
+                    # the rows of the packet's destinations in this column (all, for a broadcast)
+                    full = j1 - j0 == n_pe
+                    top = 0
+                    bot = rows - 1
+                    if not full:
+                        gc = 2 * (G * cols + rc)
+                        top = g_rm[gc]
+                        bot = g_rm[gc + 1]
+                    if d != 2 and top < rr:
                         lid = pr + F_LINK + 2
                         g = ps[lid]
                         if g < t:
@@ -1342,7 +1349,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                                                   mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t,
                                                   ov_c, ov_v, nev, ov_n)
                         ring_n += x
-                    if d != 1 and g_rm[gc + 1] > rr:
+                    if d != 1 and bot > rr:
                         lid = pr + F_LINK + 3
                         g = ps[lid]
                         if g < t:
@@ -1354,8 +1361,8 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         ring_n += x
                     # is router r's PE a destination?
                     tb = rk[b + RK_TAB]
-                    if j1 - j0 == n_pe:
-                        ja = j0 + r  # all of them (a broadcast)
+                    if full:
+                        ja = j0 + r
                     elif tb >= 0:
                         x = pool[tb + r]
                         if x >= 0:
