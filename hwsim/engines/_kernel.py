@@ -1678,9 +1678,9 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
                          dst, reads, cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                          fault,
-                         order, grp, rec, sp_ptr, sp_end, head_t,
-                         inlist, nxt, gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm,
-                         rk, pool, ps, ev_val, ev_next, bh,
+                         order, grp, rec, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
+                         g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val,
+                         ev_next, bh,
                          bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag,
                          stamp,
                          mask, prc, busy_tab)
