@@ -41,7 +41,8 @@ def evaluate(model: SpeechMamba, utts, progress: bool = True,
     from tqdm import tqdm
 
     model.eval()
-    er, greedy_er = ErrorRate(), ErrorRate()
+    er = ErrorRate()
+    greedy_er = ErrorRate() if decoder else er  # without a decoder the greedy errors are er's
     meter = SparsityMeter(model)
     tallies = model.set_tally(True)
     kinds = {op.name: op.kind for op in op_table(model)}
@@ -56,7 +57,7 @@ def evaluate(model: SpeechMamba, utts, progress: bool = True,
             hyp = decoder(logp)[0] if decoder else greedy
             ref = normalize_text(u.text)
             er.add(ref, hyp)
-            if decoder:  # else the greedy errors are er's
+            if decoder:
                 greedy_er.add(ref, greedy)
             samples.append({"id": u.id, "ref": ref, "hyp": hyp, **({"greedy": greedy} if decoder else {})})
             steps.append(feats.shape[0] // 4)
@@ -64,8 +65,6 @@ def evaluate(model: SpeechMamba, utts, progress: bool = True,
         meter.close()
         model.set_tally(False)
     n = len(utts)
-    if not decoder:
-        greedy_er = er
     synaptic = {k: v for k, v in tallies.items() if kinds.get(k) in ("linear", "conv1d")}
     macs = sum(v["macs"] for v in synaptic.values())
     acs = sum(v["acs"] for v in synaptic.values())

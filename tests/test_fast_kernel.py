@@ -273,6 +273,7 @@ def test_kernel_compiles_without_wraparound():
     assert _kernel._without_wraparound(numba.njit(at))(view, -1) == 0  # the word before view
     assert _kernel.run_many.__wrapped__ is not _kernel.run_many  # the kernel goes through it
 
+
 def test_overflow_heap_and_long_phases():
     """Work far beyond the bucket ring (long compute) goes through the overflow heap."""
     tm = timing(queue_depth=2)
