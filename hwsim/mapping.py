@@ -322,19 +322,20 @@ class Mapping:
     @cached_property
     def _step_counts(self) -> np.ndarray:
         """[n_ops, steps, 5]: each op's static counts at each step (events, deliveries, macs,
-        acs, sram_reads), in one pass over the trace's events (per-channel totals, summed)."""
-        (_, reads, _, macs, acs), base = self._pair_tables
+        acs, sram_reads): the channel totals of every event, summed per (op, step)."""
+        ev_ptr, events, chan = self._channels
+        lo, n = chan[0], chan[1]
+        (_, reads, _, macs, acs), _ = self._pair_tables
         pre = np.zeros((3, len(reads) + 1), np.int64)
         np.cumsum(np.stack([macs, acs, reads]), axis=1, out=pre[:, 1:])
+        per_channel = np.vstack([n if not self.multicast else np.ones_like(n), n,
+                                 pre[:, lo + n] - pre[:, lo]])
         out = np.zeros((len(self.places), self.trace.steps, 5), np.int64)
-        for i, (pl, ev) in enumerate(zip(self.places, self.trace.events)):
-            lo, n = pl.row_lo + base[i], pl.row_n
-            per_channel = np.vstack([n if not self.multicast else np.ones_like(n), n,
-                                     pre[:, lo + n] - pre[:, lo]])
-            busy = np.diff(ev.indptr) > 0  # reduceat sums from each start to the next
-            index = ev.index[:ev.indptr[-1]]
-            out[i, busy] = np.add.reduceat(np.take(per_channel, index, axis=1),
-                                           ev.indptr[:-1][busy], axis=1).T
+        for i, ptr in enumerate(ev_ptr):  # op by op, to keep the temporaries small
+            ptr = ptr - ptr[0]
+            busy = np.diff(ptr) > 0  # reduceat sums from each start to the next
+            out[i, busy] = np.add.reduceat(np.take(per_channel, events[ev_ptr[i, 0]:ev_ptr[i, -1]],
+                                                   axis=1), ptr[:-1][busy], axis=1).T
         return out
 
     def op_counts(self, keys: list[tuple[int, int | None]]) -> np.ndarray:
