@@ -53,8 +53,8 @@ the detailed engine):
 
   - *cores need no events*: a core is a FIFO server whose per-event service
     (``decode + ceil(reads/banks) + read_latency - 1 + cycles``) is a constant of the pair, so
-    its pops follow from the entry cycles alone (``pop = max(entry, previous done)``); they are
-    computed lazily, in order, when a credit check needs them or at the end of the phase;
+    its pops follow from the entry cycles alone (``pop = max(entry, previous done)``), computed
+    as each event enters (entries are granted in time order), with the queue's high-water mark;
   - *credits are counted lazily*: a credit check that finds a queue at zero takes back the
     returns of cycles ``<= t`` (``pop + credit_latency``) first; a blocked group is woken by one
     ``WAKE`` event at its queue's next return (known, or the pop of the next event to enter),
@@ -795,19 +795,20 @@ def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
 #   class 0  WAKE  the next credit return of a queue that a blocked source group waits on,
 #   class 1  HEAD  a source's next packet reaching the head of its generator,
 #   class 2  REQ   a packet's head at a router (or arriving by the bus),
-# and credits are counted lazily: every pop appends its return cycle to its queue's small ring,
-# and a credit check that sees no credit first takes back the returns of cycles <= t.
+# and credits are counted lazily: every entry appends its pop cycle to its queue's list, and a
+# credit check that sees no credit first takes back the returns of cycles <= t.
 # (fault flags: see FAULT_* at the top)
 L_WAKE, L_HEAD, L_REQ = 0, 1, 2
 LCLS = 3
 # Per-PE state of the lean kernel, one row of LNF words per PE (ps[p * LNF + F_...]):
-# ejection port free-at, events entered, offset of the PE's records in rec, events whose pop is
-# computed, core free-at after them, credits back / available, a WAKE pending at (or -1),
-# waiting for the next entry's pop, head of the blocked groups' list, events in total, the sums
-# of the core's waits and of their back-pressure part, the router's row and column, and the
-# free-at of its four links (east, west, north, south).
-F_PORT, F_NREC, F_OFF, F_NPOP, F_CF, F_NRET, F_CRED, F_WAKE, F_NEEDW, F_DW, F_TOT, F_WS, \
+# ejection port free-at, events entered, offset of the PE's pops in pops, events popped before
+# the last entry, core free-at, credits back / available, a WAKE pending at (or -1), waiting for
+# the next entry, head of the blocked groups' list, events in total, the sums of the core's waits
+# and of their back-pressure part, the router's row and column, the free-at of its four links
+# (east, west, north, south), and the queue's high-water mark.
+F_PORT, F_NREC, F_OFF, F_NOUT, F_CF, F_NRET, F_CRED, F_WAKE, F_NEEDW, F_DW, F_TOT, F_WS, \
     F_BS, F_ROW, F_COL, F_LINK = range(16)
+F_HWM = F_LINK + 4
 LNF = 20
 # Per packet rank (ps order): source, flits, pair range, group, source column, credit_wait,
 # and its group's XY tree column extents and router -> pair table (copied from gr, so that a
@@ -817,10 +818,6 @@ RKF = 10
 # Per destination-set group: XY tree column extents, router -> pair table.
 GR_CMIN, GR_CMAX, GR_TAB = range(3)
 GRF = 4
-# One record per event entering a queue (rec[x * RECF + R_...]): entry cycle, the core's service
-# time, the back-pressure part of its packet's wait, and its pop cycle (once computed).
-R_E, R_S, R_B, R_P = range(4)
-RECF = 4
 
 
 @njit_inline
@@ -862,7 +859,7 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 @njit
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
                 rlx, ur, uw, uc, um, un, extra, out, ob, fault,
-                order, grp, rec, sp_ptr, sp_end, head_t, inlist,
+                order, grp, pops, sp_ptr, sp_end, head_t, inlist,
                 nxt, gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
                 tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
@@ -1133,31 +1130,14 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 for j in range(j0, j1):
                     pd = dst[j] * LNF
                     if ps[pd + F_CRED] == 0:
-                        # take back the credits returned by cycle t (computing pops lazily)
+                        # take back the credits returned by cycle t
                         nret = ps[pd + F_NRET]
                         nrec = ps[pd + F_NREC]
                         o = ps[pd + F_OFF]
                         c = 0
-                        while nret < nrec:
-                            if nret == ps[pd + F_NPOP]:
-                                x = o + nret
-                                cc = ps[pd + F_CF]
-                                en_t = rec[x * RECF + R_E]
-                                pop = en_t if en_t > cc else cc
-                                wait = pop - cc
-                                bp = rec[x * RECF + R_B]
-                                if bp > wait:
-                                    bp = wait
-                                ps[pd + F_WS] += wait
-                                ps[pd + F_BS] += bp
-                                rec[x * RECF + R_P] = pop
-                                ps[pd + F_CF] = pop + rec[x * RECF + R_S]
-                                ps[pd + F_NPOP] = nret + 1
-                            if rec[(o + nret) * RECF + R_P] + clat <= t:
-                                nret += 1
-                                c += 1
-                            else:
-                                break
+                        while nret < nrec and pops[o + nret] + clat <= t:
+                            nret += 1
+                            c += 1
                         ps[pd + F_NRET] = nret
                         ps[pd + F_CRED] = c
                         if c == 0:
@@ -1180,7 +1160,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             nret = ps[pd + F_NRET]
                             if nret < ps[pd + F_NREC]:
                                 # its next return is known (the drain computed its pop)
-                                tt = rec[(ps[pd + F_OFF] + nret) * RECF + R_P] + clat
+                                tt = pops[ps[pd + F_OFF] + nret] + clat
                                 ps[pd + F_WAKE] = tt
                                 nev, ov_n, x = _lpush(tt, L_WAKE, fail, t, mask, bh, bcnt,
                                                       ev_val, ev_next, ov_t, ov_c, ov_v,
@@ -1405,7 +1385,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     if p == skip:
                         continue
                     # ejection port: granted at g, the event enters the queue at g + flits;
-                    # the core (T5) serves it later, lazily (see the credit check)
+                    # the core (T5), a FIFO server, pops it at max(entry, core free)
                     pp = p * LNF
                     g = ps[pp + F_PORT]
                     if g < t:
@@ -1415,28 +1395,26 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     if fault == FAULT_PORT_FREE:
                         ps[pp + F_PORT] = en_t - 1
                     m = ps[pp + F_NREC]
-                    x = ps[pp + F_OFF] + m
+                    o = ps[pp + F_OFF]
                     ps[pp + F_NREC] = m + 1
-                    rec[x * RECF + R_E] = en_t
-                    rec[x * RECF + R_S] = svt[j]
-                    rec[x * RECF + R_B] = bpk
+                    cc = ps[pp + F_CF]
+                    pop = en_t if en_t > cc else cc
+                    wait = pop - cc
+                    ps[pp + F_WS] += wait
+                    ps[pp + F_BS] += bpk if bpk < wait else wait
+                    ps[pp + F_CF] = pop + svt[j]
+                    pops[o + m] = pop
+                    # the queue's occupancy as it enters: less the pops before it (a pop in its
+                    # entry cycle counts after it)
+                    i = ps[pp + F_NOUT]
+                    while pops[o + i] < en_t:
+                        i += 1
+                    ps[pp + F_NOUT] = i
+                    if m + 1 - i > ps[pp + F_HWM]:
+                        ps[pp + F_HWM] = m + 1 - i
                     if ps[pp + F_NEEDW] == 1:
                         # a source group waits for this queue's next credit: it is this one's
-                        while ps[pp + F_NPOP] <= m:
-                            y = ps[pp + F_OFF] + ps[pp + F_NPOP]
-                            cc = ps[pp + F_CF]
-                            e2 = rec[y * RECF + R_E]
-                            pop = e2 if e2 > cc else cc
-                            wait = pop - cc
-                            bp = rec[y * RECF + R_B]
-                            if bp > wait:
-                                bp = wait
-                            ps[pp + F_WS] += wait
-                            ps[pp + F_BS] += bp
-                            rec[y * RECF + R_P] = pop
-                            ps[pp + F_CF] = pop + rec[y * RECF + R_S]
-                            ps[pp + F_NPOP] += 1
-                        tr = rec[x * RECF + R_P] + clat
+                        tr = pop + clat
                         ps[pp + F_NEEDW] = 0
                         ps[pp + F_WAKE] = tr
                         nev, ov_n, y = _lpush(tr, L_WAKE, p, t, mask, bh, bcnt, ev_val,
@@ -1486,37 +1464,10 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         nrec = ps[pp + F_NREC]
         if nrec != ps[pp + F_TOT]:
             ok = False
-        # the rest of the core's FIFO service
-        o = ps[pp + F_OFF]
         cc = ps[pp + F_CF]
-        ws = ps[pp + F_WS]
-        bs = ps[pp + F_BS]
-        # and its queue high-water mark: occupancy at each entry, less the pops before it (a
-        # pop in the entry's cycle counts after it); record m pops after it enters, so the pops
-        # that the mark reads are known by then
-        npop = ps[pp + F_NPOP]
-        i = 0
-        best = 0
-        for m in range(nrec):
-            y = o + m
-            en_t = rec[y * RECF + R_E]
-            if m >= npop:
-                pop = en_t if en_t > cc else cc
-                wait = pop - cc
-                bp = rec[y * RECF + R_B]
-                if bp > wait:
-                    bp = wait
-                ws += wait
-                bs += bp
-                rec[y * RECF + R_P] = pop
-                cc = pop + rec[y * RECF + R_S]
-            while rec[(o + i) * RECF + R_P] < en_t:
-                i += 1
-            if m + 1 - i > best:
-                best = m + 1 - i
         q = ob + p
-        out[q, C_BP] = bs
-        out[q, C_NOC] = ws - bs
+        out[q, C_BP] = ps[pp + F_BS]
+        out[q, C_NOC] = ps[pp + F_WS] - ps[pp + F_BS]
         if nrec > 0 or uc[p] > 0 or ur[p] > 0:
             rd = ur[p]
             dur = uc[p]
@@ -1528,7 +1479,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
             if cc > maxdone:
                 maxdone = cc
         ps[pp + F_CF] = cc
-        out[q, C_HWM] = best
+        out[q, C_HWM] = ps[pp + F_HWM]
     pc = maxdone + bar + extra
     for p in range(n_pe):
         q = ob + p
@@ -1616,7 +1567,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         maxpool = 1 << 21
     order = np.zeros(maxk, np.int64)
     grp = np.zeros(maxk, np.int64)
-    rec = np.zeros(maxj * RECF, np.int64)
+    pops = np.zeros(maxj, np.int64)  # every event's pop cycle, per PE in entry order
     sp_ptr = np.zeros(n_pe, np.int64)
     sp_end = np.zeros(n_pe, np.int64)
     head_t = np.zeros(n_pe, np.int64)
@@ -1678,7 +1629,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
                          dst, reads, cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                          fault,
-                         order, grp, rec, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
+                         order, grp, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
                          g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val,
                          ev_next, bh,
                          bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag,
