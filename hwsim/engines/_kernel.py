@@ -54,7 +54,7 @@ the detailed engine):
   - *cores need no events*: a core is a FIFO server whose per-event service
     (``decode + ceil(reads/banks) + read_latency - 1 + cycles``) is a constant of the pair, so
     its pops follow from the entry cycles alone (``pop = max(entry, previous done)``), computed
-    as each event enters (entries are granted in time order), with the queue's high-water mark;
+    as each event enters (entries are granted in time order);
   - *credits are counted lazily*: a credit check that finds a queue at zero takes back the
     returns of cycles ``<= t`` (``pop + credit_latency``) first; a blocked group is woken by one
     ``WAKE`` event at its queue's next return (known, or the pop of the next event to enter),
@@ -795,21 +795,20 @@ def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
 #   class 0  WAKE  the next credit return of a queue that a blocked source group waits on,
 #   class 1  HEAD  a source's next packet reaching the head of its generator,
 #   class 2  REQ   a packet's head at a router (or arriving by the bus),
-# and credits are counted lazily: every entry appends its pop cycle to its queue's list, and a
-# credit check that sees no credit first takes back the returns of cycles <= t.
+# and credits are counted lazily: every entry appends its entry and pop cycles to its queue's
+# lists, and a credit check that sees no credit first takes back the returns of cycles <= t.
 # (fault flags: see FAULT_* at the top)
 L_WAKE, L_HEAD, L_REQ = 0, 1, 2
 LCLS = 3
 # Per-PE state of the lean kernel, one row of LNF words per PE (ps[p * LNF + F_...]):
-# ejection port free-at, events entered, offset of the PE's pops in pops, events popped before
-# the last entry, core free-at, credits back / available, a WAKE pending at (or -1), waiting for
-# the next entry, head of the blocked groups' list, events in total, the sums of the core's waits
-# and of their back-pressure part, the router's row and column, the free-at of its four links
-# (east, west, north, south), and the queue's high-water mark.
-F_PORT, F_NREC, F_OFF, F_NOUT, F_CF, F_NRET, F_CRED, F_WAKE, F_NEEDW, F_DW, F_TOT, F_WS, \
-    F_BS, F_ROW, F_COL, F_LINK = range(16)
-F_HWM = F_LINK + 4
-LNF = 20
+# ejection port free-at, events entered, offset of the PE's events in ents and pops, core
+# free-at, credits back / available, a WAKE pending at (or -1), waiting for the next entry, head
+# of the blocked groups' list, events in total, the sums of the core's waits and of their
+# back-pressure part, the router's row and column, and the free-at of its four links (east, west,
+# north, south).
+F_PORT, F_NREC, F_OFF, F_CF, F_NRET, F_CRED, F_WAKE, F_NEEDW, F_DW, F_TOT, F_WS, F_BS, F_ROW, \
+    F_COL, F_LINK = range(15)
+LNF = F_LINK + 4
 # Per packet rank (ps order): source, flits, pair range, group, source column, credit_wait,
 # and its group's XY tree column extents and router -> pair table (copied from gr, so that a
 # head reads one record).
@@ -859,7 +858,7 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 @njit
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
                 rlx, ur, uw, uc, um, un, extra, out, ob, fault,
-                order, grp, pops, sp_ptr, sp_end, head_t, inlist,
+                order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist,
                 nxt, gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
                 tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
@@ -1404,14 +1403,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     ps[pp + F_BS] += bpk if bpk < wait else wait
                     ps[pp + F_CF] = pop + svt[j]
                     pops[o + m] = pop
-                    # the queue's occupancy as it enters: less the pops before it (a pop in its
-                    # entry cycle counts after it)
-                    i = ps[pp + F_NOUT]
-                    while pops[o + i] < en_t:
-                        i += 1
-                    ps[pp + F_NOUT] = i
-                    if m + 1 - i > ps[pp + F_HWM]:
-                        ps[pp + F_HWM] = m + 1 - i
+                    ents[o + m] = en_t
                     if ps[pp + F_NEEDW] == 1:
                         # a source group waits for this queue's next credit: it is this one's
                         tr = pop + clat
@@ -1465,6 +1457,17 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         if nrec != ps[pp + F_TOT]:
             ok = False
         cc = ps[pp + F_CF]
+        # the queue's high-water mark: its occupancy as each event enters, less the pops before
+        # it (a pop in its entry cycle counts after it)
+        o = ps[pp + F_OFF]
+        i = 0
+        best = 0
+        for m in range(nrec):
+            en_t = ents[o + m]
+            while pops[o + i] < en_t:
+                i += 1
+            if m + 1 - i > best:
+                best = m + 1 - i
         q = ob + p
         out[q, C_BP] = ps[pp + F_BS]
         out[q, C_NOC] = ps[pp + F_WS] - ps[pp + F_BS]
@@ -1479,7 +1482,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
             if cc > maxdone:
                 maxdone = cc
         ps[pp + F_CF] = cc
-        out[q, C_HWM] = ps[pp + F_HWM]
+        out[q, C_HWM] = best
     pc = maxdone + bar + extra
     for p in range(n_pe):
         q = ob + p
@@ -1567,7 +1570,8 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         maxpool = 1 << 21
     order = np.zeros(maxk, np.int64)
     grp = np.zeros(maxk, np.int64)
-    pops = np.zeros(maxj, np.int64)  # every event's pop cycle, per PE in entry order
+    ents = np.zeros(maxj, np.int64)  # every event's entry and pop cycles, per PE in entry order
+    pops = np.zeros(maxj, np.int64)
     sp_ptr = np.zeros(n_pe, np.int64)
     sp_end = np.zeros(n_pe, np.int64)
     head_t = np.zeros(n_pe, np.int64)
@@ -1629,7 +1633,8 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
                          dst, reads, cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
                          fault,
-                         order, grp, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
+                         order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache,
+                         g_one,
                          g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val,
                          ev_next, bh,
                          bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag,
