@@ -1158,7 +1158,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         if ps[pd + F_WAKE] < 0 and ps[pd + F_NEEDW] == 0:
                             nret = ps[pd + F_NRET]
                             if nret < ps[pd + F_NREC]:
-                                # its next return is known (the drain computed its pop)
+                                # its next return is known (that event has entered)
                                 tt = pops[ps[pd + F_OFF] + nret] + clat
                                 ps[pd + F_WAKE] = tt
                                 nev, ov_n, x = _lpush(tt, L_WAKE, fail, t, mask, bh, bcnt,
@@ -1632,14 +1632,10 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         pc = _phase_lean(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke],
                          dst, reads, cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
                          uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
-                         fault,
-                         order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache,
-                         g_one,
-                         g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val,
-                         ev_next, bh,
-                         bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag,
-                         stamp,
-                         mask, prc, busy_tab)
+                         fault, order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt,
+                         gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk,
+                         pool, ps, ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3,
+                         lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab)
         if pc < 0:
             return i + 1
         phase_cycles[i] = pc
