@@ -858,8 +858,8 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 @njit
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
                 rlx, ur, uw, uc, um, un, extra, out, ob, fault,
-                order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist,
-                nxt, gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
+                order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
+                g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
                 ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
                 tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
     """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
@@ -958,22 +958,23 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         found = -1
         if L == 1:
             found = g_one[dst[j0]]  # one destination: its group, if it has one yet
-        for ci in range(ncache if L != 1 else 0):
-            rep = gcache[ci]
-            r0 = plo[rep]
-            if dst_ptr[kb + rep + 1] - dst_ptr[kb + rep] != L:
-                continue
-            if r0 == j0:
-                found = grp[rep]
-                break
-            same = True
-            for x in range(L):
-                if dst[r0 + x] != dst[j0 + x]:
-                    same = False
+        else:
+            for ci in range(ncache):
+                rep = gcache[ci]
+                r0 = plo[rep]
+                if dst_ptr[kb + rep + 1] - dst_ptr[kb + rep] != L:
+                    continue
+                if r0 == j0:
+                    found = grp[rep]
                     break
-            if same:
-                found = grp[rep]
-                break
+                same = True
+                for x in range(L):
+                    if dst[r0 + x] != dst[j0 + x]:
+                        same = False
+                        break
+                if same:
+                    found = grp[rep]
+                    break
         if found < 0:
             found = ng
             ng += 1
