@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .components import registry
 from .errors import InputError
 from .mapping import Mapping
-from .phase import COUNTERS, N_COUNTERS, PhaseBatch
+from .phase import COUNTERS, N_COUNTERS
 
 # What a run accumulates: the engines' counters plus `sync`, the part of each PE's barrier wait
 # that is the barrier's own latency (the rest of `barrier` is load imbalance).
@@ -60,32 +60,20 @@ class Accumulator:
         self.op_phase = z((self.n_ops, len(RUN_COUNTERS)), np.int64)
         self.op_cycles = z(self.n_ops, np.int64)
 
-    def add(self, keys, batch: PhaseBatch, cycles: np.ndarray, counters: np.ndarray,
-            barrier_latency: int, op_counts: np.ndarray):
-        """Take in a batch's results: cycles [n], counters [n, n_pe, N], and the batch's static
-        per-op counts [n_ops, len(OP_COUNTS)] (Mapping.op_counts)."""
-        hwm, n_pe = R["queue_hwm"], self.n_pe
-        cycles = np.asarray(cycles, dtype=np.int64)
-        # idle PEs wait for nothing at the barrier: they have no work
-        sync = (counters[:, :, R["idle"]] == 0) * (barrier_latency + batch.extra_barrier)[:, None]
-        peak = counters[:, :, hwm]  # [n, n_pe]
-        rows = np.empty((len(keys), len(RUN_COUNTERS)), np.int64)
-        rows[:, :-1] = np.einsum("ipc->ic", counters)  # sum over PEs; 2.4x sum(axis=1) here
-        rows[:, hwm] = peak.max(axis=1, initial=0)
-        rows[:, -1] = sync.sum(axis=1)
+    def add(self, keys, cycles: np.ndarray, rows: np.ndarray, step_rows: np.ndarray,
+            op_counts: np.ndarray):
+        """Take in a batch's results, folded (:func:`fold`): cycles [n], rows [n, N] and the
+        per-PE totals of its steps [steps in the batch, n_pe, N], and the batch's static per-op
+        counts [n_ops, len(OP_COUNTS)] (Mapping.op_counts)."""
+        hwm = R["queue_hwm"]
         self.keys += list(keys)
-        self.cycles.append(cycles)
+        self.cycles.append(np.asarray(cycles, dtype=np.int64))
         self.rows.append(rows)
-        # per step: phases come in execution order, so a step's phases are runs of the batch
-        steps = np.array([k[0] for k in keys], dtype=np.int64)
-        bounds = np.flatnonzero(np.diff(steps, prepend=-1, append=-1))
-        total = np.empty((n_pe, len(RUN_COUNTERS)), np.int64)
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            total[:, :-1] = counters[a:b].sum(axis=0)
-            total[:, -1] = sync[a:b].sum(axis=0)
-            top = peak[a:b].max(axis=0)
-            self._sum(self.step_pe[steps[a]], total, top)
-            self._sum(self.pe, total, top)
+        steps = _steps(keys)[0]  # distinct: one block each
+        block = self.step_pe[steps]
+        self._sum(block, step_rows, step_rows[..., hwm])
+        self.step_pe[steps] = block
+        self._sum(self.pe, step_rows.sum(axis=0), step_rows[:, :, hwm].max(axis=0, initial=0))
         self.op += op_counts
         ops = np.array([-1 if k[1] is None else k[1] for k in keys], dtype=np.int64)
         mine = ops >= 0
@@ -94,7 +82,7 @@ class Accumulator:
             np.add.at(self.op_phase, ops[mine], rows[mine])
             self.op_phase[:, hwm] = keep
             np.maximum.at(self.op_phase[:, hwm], ops[mine], rows[mine, hwm])
-            np.add.at(self.op_cycles, ops[mine], cycles[mine])
+            np.add.at(self.op_cycles, ops[mine], self.cycles[-1][mine])
 
     @staticmethod
     def _sum(into: np.ndarray, total: np.ndarray, peak):
@@ -104,18 +92,6 @@ class Accumulator:
         into += total
         into[..., hwm] = np.maximum(keep, peak)
 
-    def merge(self, other: "Accumulator"):
-        """Append a later run of phases (phases are merged in execution order)."""
-        hwm = R["queue_hwm"]
-        self.keys += other.keys
-        self.cycles += other.cycles
-        self.rows += other.rows
-        for name in ("pe", "step_pe", "op_phase"):
-            theirs = getattr(other, name)
-            self._sum(getattr(self, name), theirs, theirs[..., hwm])
-        self.op += other.op
-        self.op_cycles += other.op_cycles
-
     @property
     def phase_cycles(self) -> np.ndarray:
         return np.concatenate(self.cycles) if self.cycles else np.zeros(0, np.int64)
@@ -124,6 +100,34 @@ class Accumulator:
     def phase_rows(self) -> np.ndarray:
         return (np.concatenate(self.rows) if self.rows
                 else np.zeros((0, len(RUN_COUNTERS)), np.int64))
+
+
+def _steps(keys) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct steps of a batch's phases (in execution order, so nondecreasing) and each
+    phase's index among them."""
+    return np.unique(np.array([k[0] for k in keys], dtype=np.int64), return_inverse=True)
+
+
+def fold(counters: np.ndarray, extra_barrier: np.ndarray, slot: np.ndarray, n_slots: int,
+         barrier_latency: int) -> tuple[np.ndarray, np.ndarray]:
+    """What a run keeps of a batch's per-PE counters [n, n_pe, N]: each phase's row [n, N + 1]
+    (summed over PEs) and each step's per-PE totals [n_slots, n_pe, N + 1] (phase i is in step
+    ``slot[i]``). The queue high-water mark is a maximum, not a sum; the extra last column is
+    ``sync``, the barrier's own latency for every PE that is not idle. The fast engine folds in
+    its kernel as each phase ends (``fast.run_batch_folded``); this is the detailed engine's."""
+    n, n_pe, _ = counters.shape
+    hwm = R["queue_hwm"]
+    sync = (counters[:, :, R["idle"]] == 0) * (barrier_latency + extra_barrier)[:, None]
+    rows = np.empty((n, len(RUN_COUNTERS)), np.int64)
+    rows[:, :-1] = counters.sum(axis=1)
+    rows[:, hwm] = counters[:, :, hwm].max(axis=1, initial=0)
+    rows[:, -1] = sync.sum(axis=1)
+    steps = np.zeros((n_slots, n_pe, len(RUN_COUNTERS)), np.int64)
+    np.add.at(steps[..., :-1], slot, counters)
+    np.add.at(steps[..., -1], slot, sync)
+    steps[..., hwm] = 0
+    np.maximum.at(steps[..., hwm], slot, counters[:, :, hwm])
+    return rows, steps
 
 
 def engine_module(name: str):
@@ -154,34 +158,36 @@ class _Worker:
         self.mapping = Mapping(trace, arch)
         self.acc_args = (self.mapping.n_pe, len(trace.ops), trace.steps)
         self.run_batch = _batch_runner(arch, engine)
-        self.barrier_latency = arch.timing().barrier_latency
 
-    def __call__(self, keys) -> Accumulator:
-        acc = Accumulator(*self.acc_args)
-        batch = self.mapping.batch(keys)
-        acc.add(keys, batch, *self.run_batch(batch), self.barrier_latency,
+    def __call__(self, keys) -> tuple:
+        """A batch's results, folded (small enough to send back from a worker process): the
+        arguments of :meth:`Accumulator.add`."""
+        steps, slot = _steps(keys)
+        return (keys, *self.run_batch(self.mapping.batch(keys), slot, len(steps)),
                 self.mapping.op_counts(keys))
-        return acc
 
 
 def _batch_runner(arch, engine: str):
-    """A function batch -> (cycles [n], counters [n, n_pe, N]) for the chosen engine."""
+    """A function (batch, slot, n_slots) -> (cycles [n], rows, step totals) (:func:`fold`) for
+    the chosen engine."""
     mod = engine_module(engine)
     timing = arch.timing()
     if engine == "detailed":
         pe = (registry.get(arch.get("pe.component")), arch.get("pe.component_params"))
 
-        def run_detailed(batch):
+        def run_detailed(batch, slot, n_slots):
             res = [mod.run_phase(batch.phase(i), timing, components={"pe": pe})
                    for i in range(batch.n_phases)]
             counters = np.stack([r.pe for r in res]) if res else np.zeros(
                 (0, timing.n_pe, N_COUNTERS), np.int64)
-            return np.array([r.cycles for r in res], dtype=np.int64), counters
+            return (np.array([r.cycles for r in res], dtype=np.int64),
+                    *fold(counters, batch.extra_barrier, slot, n_slots, timing.barrier_latency))
 
         return run_detailed
     # the mapping's batches are well formed by construction (tests/test_mapping.py); checking
     # them again would cost a third of the kernel's time
-    return lambda batch: mod.run_batch(batch, timing, validate=False)
+    return lambda batch, slot, n_slots: mod.run_batch_folded(batch, timing, slot, n_slots,
+                                                             validate=False)
 
 
 _worker: _Worker | None = None
@@ -192,7 +198,7 @@ def _init_worker(trace, arch, engine):
     _worker = _Worker(trace, arch, engine)
 
 
-def _work(keys) -> Accumulator:
+def _work(keys) -> tuple:
     return _worker(keys)
 
 
@@ -226,7 +232,7 @@ def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, j
         parts = pool.map(_work, batches)
     try:
         for part, chunk in zip(parts, batches):
-            acc.merge(part)
+            acc.add(*part)
             bar.update(len(chunk))
     finally:
         if jobs > 1 and len(batches) >= 2:

@@ -467,6 +467,29 @@ def test_run_batch_equals_run_phases(backend, sharing):
             assert np.array_equal(counters[i], r.pe)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sharing", [1, 3])
+def test_folded_batch_equals_numpy_fold(backend, sharing):
+    """The kernel folds each phase into a run's rows and per-step totals as it ends; that must
+    be hwsim.runner.fold of the per-PE counters (sums, high-water maxima, sync), steps of
+    several phases and empty steps included."""
+    from hwsim.phase import PhaseBatch
+    from hwsim.runner import fold
+    rng = np.random.default_rng(11 + sharing)
+    for _ in range(4):
+        tm = random_timing(rng)
+        tm = Timing(**{**tm.__dict__, "sharing": sharing})
+        phases = [random_phase(rng, tm.n_pe, max_packets=25) for _ in range(7)]
+        batch = PhaseBatch.concat(phases)
+        slot = np.sort(rng.integers(0, 4, size=7))
+        cycles, counters = fast.run_batch(batch, tm, backend=backend)
+        got = fast.run_batch_folded(batch, tm, slot, 4, backend=backend)
+        want = fold(counters, batch.extra_barrier, slot, 4, tm.barrier_latency)
+        assert np.array_equal(got[0], cycles)
+        assert np.array_equal(got[1], want[0]) and np.array_equal(got[2], want[1])
+        assert got[2][..., -1].sum() > 0  # sync is counted (non-idle PEs exist)
+
+
 def test_run_batch_empty_and_rejects_bad_input():
     from hwsim.errors import InputError
     from hwsim.phase import PhaseBatch

@@ -1498,20 +1498,52 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
 
 @njit
 def run_many(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-             ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault=0):
+             ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, sync_lat,
+             ring_bits, fault=0):
     """Run every phase i (packets k_off[i]..k_off[i+1]-1, PEs i*n_pe..(i+1)*n_pe-1).
 
     ``dst_ptr`` numbers the pairs of the concatenated packets; pair j of packet k is row
     ``pair_lo[k] + j - dst_ptr[k]`` of the pair tables ``dst`` .. ``acs`` (per-op tables shared
     by many packets, or one row per pair with ``pair_lo = dst_ptr[:-1]``). ``ur`` .. ``un`` are
     ``[n_phases * n_pe]``. ``out`` (``[n_phases * n_pe, N_COUNTERS]``) must be zero.
-    ``fault`` plants a deliberate bug (mutation tests only; 0 in production).
+
+    With ``frows`` non-empty, each phase is folded as it ends (:func:`_fold`): ``out`` is then
+    only ``[n_pe, N_COUNTERS]`` of scratch, and ``frows`` ``[n_phases, N_COUNTERS + 1]`` and
+    ``fstep`` ``[steps, n_pe, N_COUNTERS + 1]`` (zero) receive what a run keeps, phase i's step
+    being ``slot[i]``. ``fault`` plants a deliberate bug (mutation tests only; 0 in production).
     Returns 0, or the index+1 of a phase that failed the internal consistency check."""
     if tim[T_SHARE] == 1:
         return _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-                         ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault)
+                         ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot,
+                         sync_lat, ring_bits, fault)
     return _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-                        ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault)
+                        ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot,
+                        sync_lat, ring_bits, fault)
+
+
+@njit_inline
+def _fold(out, n_pe, i, frows, fstep, slot, sync_lat, extra):
+    """Fold phase i's per-PE counters (scratch rows 0..n_pe-1 of ``out``) into what a run keeps
+    (``hwsim.runner.fold``, which says it in numpy): the phase's row, summed over PEs with the
+    queue high-water mark a maximum, plus ``sync`` (the barrier's latency for every PE that is
+    not idle); and the per-PE totals of its step. Then clear the scratch for the next phase."""
+    s = slot[i]
+    sy = sync_lat + extra[i]
+    for p in range(n_pe):
+        if out[p, C_IDLE] == 0:
+            frows[i, N_COUNTERS] += sy
+            fstep[s, p, N_COUNTERS] += sy
+        v = out[p, C_HWM]
+        if v > frows[i, C_HWM]:
+            frows[i, C_HWM] = v
+        if v > fstep[s, p, C_HWM]:
+            fstep[s, p, C_HWM] = v
+        out[p, C_HWM] = 0
+        for c in range(N_COUNTERS):
+            v = out[p, c]
+            frows[i, c] += v
+            fstep[s, p, c] += v
+            out[p, c] = 0
 
 
 @njit_inline
@@ -1537,7 +1569,9 @@ def _gather_phase(kb, ke, dst_ptr, pair_lo, dst, reads, cyc, macs, acs,
 
 @njit
 def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-              ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault):
+              ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, sync_lat,
+              ring_bits, fault):
+    fold = frows.shape[0] > 0
     n_pe = tim[T_ROWS] * tim[T_COLS]
     rows = tim[T_ROWS]
     cols = tim[T_COLS]
@@ -1625,6 +1659,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     ldp = np.zeros(maxk + 1, np.int64)
     for i in range(n_phases):
         pb = i * n_pe
+        ob = 0 if fold else pb
         kb = k_off[i]
         ke = k_off[i + 1]
         jb = dst_ptr[kb]
@@ -1632,7 +1667,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
             ldp[k - kb] = dst_ptr[k] - jb
         pc = _phase_lean(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke],
                          dst, reads, cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe],
-                         uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
+                         uc[pb:pb + n_pe], um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, ob,
                          fault, order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt,
                          gcache, g_one, g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk,
                          pool, ps, ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3,
@@ -1640,12 +1675,16 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         if pc < 0:
             return i + 1
         phase_cycles[i] = pc
+        if fold:
+            _fold(out, n_pe, i, frows, fstep, slot, sync_lat, extra)
     return 0
 
 
 @njit
 def _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-                 ur, uw, uc, um, un, extra, out, phase_cycles, ring_bits, fault):
+                 ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, sync_lat,
+                 ring_bits, fault):
+    fold = frows.shape[0] > 0
     n_pe = tim[T_ROWS] * tim[T_COLS]
     depth = tim[T_DEPTH]
     n_phases = k_off.shape[0] - 1
@@ -1733,13 +1772,14 @@ def _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs
     lac = np.zeros(maxj, np.int64)
     for i in range(n_phases):
         pb = i * n_pe
+        ob = 0 if fold else pb
         kb = k_off[i]
         ke = k_off[i + 1]
         _gather_phase(kb, ke, dst_ptr, pair_lo, dst, reads, cyc, macs, acs,
                       ldp, ldst, lrd, lcy, lma, lac)
         pc = _phase(tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], ldst, lrd, lcy,
                     lma, lac, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
-                    um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, pb,
+                    um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, ob,
                     order, grp, cw, rmin, rmax, cmin, cmax, pair_of, pk_of_pair, rec_e, rec_p,
                     sp_ptr, sp_end, head_t, inlist, nxt, gcache,
                     g_fail, g_fsrc, g_wait, g_head, g_wnext,
@@ -1749,6 +1789,8 @@ def _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs
         if pc < 0:
             return i + 1
         phase_cycles[i] = pc
+        if fold:
+            _fold(out, n_pe, i, frows, fstep, slot, sync_lat, extra)
     return 0
 
 

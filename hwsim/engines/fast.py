@@ -134,15 +134,44 @@ def _kernel_for(backend: str | None):
     return _pure_kernel() if backend == "python" else _kernel
 
 
-def _run(kern, tim, n, n_pe, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-         ur, uw, uc, um, un, extra, fault=0):
-    out = np.zeros((n * n_pe, N_COUNTERS), np.int64)
+def _run(kern, tim, n, n_pe, arrays, fault=0, fold=None):
+    """One kernel call. ``fold``: None for per-PE counters [n * n_pe, N]; or ``(slot, n_slots,
+    sync_latency)`` for what a run keeps, (rows, step totals) (``hwsim.runner.fold``)."""
     pcs = np.zeros(n, np.int64)
-    status = kern.run_many(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-                           ur, uw, uc, um, un, extra, out, pcs, RING_BITS, fault)
+    if fold is None:
+        out = np.zeros((n * n_pe, N_COUNTERS), np.int64)
+        rows = np.zeros((0, N_COUNTERS + 1), np.int64)
+        stp = np.zeros((0, n_pe, N_COUNTERS + 1), np.int64)
+        slot, sync = np.zeros(n, np.int64), 0
+    else:
+        slot, n_slots, sync = fold
+        out = np.zeros((n_pe, N_COUNTERS), np.int64)  # one phase's scratch
+        rows = np.zeros((n, N_COUNTERS + 1), np.int64)
+        stp = np.zeros((n_slots, n_pe, N_COUNTERS + 1), np.int64)
+    status = kern.run_many(tim, *arrays, out, pcs, rows, stp, _i64(slot), int(sync), RING_BITS,
+                           fault)
     if status != 0:  # pragma: no cover - internal consistency guard
         raise RuntimeError(f"fast engine: phase {status - 1} did not complete (kernel bug)")
-    return pcs, out
+    return pcs, (out.reshape(n, n_pe, N_COUNTERS) if fold is None else (rows, stp))
+
+
+def _prepare(batch: PhaseBatch, timing: Timing, validate: bool):
+    """The timing vector and the kernel's arrays of a batch (None for an empty batch)."""
+    tim = _check_timing(timing)
+    n_pe = timing.n_pe
+    if n_pe >= 1 << 16:
+        raise InputError(f"timing: {n_pe} PEs; the fast engine supports fewer than 65536")
+    b = batch
+    if len(b.k_off) <= 1:
+        return tim, None
+    if validate:
+        _check_compact(b)
+        _check_batch(b.materialize(), n_pe)
+    pair_lo = b.dst_ptr[:-1] if b.pair_lo is None else b.pair_lo
+    return tim, [_i64(x) for x in (b.k_off, b.dst_ptr, pair_lo, b.src, b.flits, b.dst, b.reads,
+                                   b.cycles, b.macs, b.acs)] + [
+        _i64(x).ravel() for x in (b.upd_reads, b.upd_writes, b.upd_cycles, b.upd_macs,
+                                  b.upd_neurons, b.extra_barrier)]
 
 
 def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
@@ -154,26 +183,25 @@ def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
     objects. Validation is a few vectorised numpy passes over the batch (expanded first when
     it is compact). The kernel reads compact batches (``pair_lo`` set) as they are.
     (``_fault`` plants a deliberate kernel bug, for the mutation tests only.)"""
-    tim = _check_timing(timing)
-    n_pe = timing.n_pe
-    if n_pe >= 1 << 16:
-        raise InputError(f"timing: {n_pe} PEs; the fast engine supports fewer than 65536")
-    b = batch
-    if len(b.k_off) <= 1:
-        return np.zeros(0, np.int64), np.zeros((0, n_pe, N_COUNTERS), np.int64)
-    if validate:
-        _check_compact(b)
-        _check_batch(b.materialize(), n_pe)
-    n = b.n_phases
-    kern = _kernel_for(backend)
-    pair_lo = b.dst_ptr[:-1] if b.pair_lo is None else b.pair_lo
-    pcs, out = _run(kern, tim, n, n_pe, _i64(b.k_off), _i64(b.dst_ptr), _i64(pair_lo),
-                    _i64(b.src),
-                    _i64(b.flits), _i64(b.dst), _i64(b.reads), _i64(b.cycles), _i64(b.macs),
-                    _i64(b.acs), _i64(b.upd_reads).ravel(), _i64(b.upd_writes).ravel(),
-                    _i64(b.upd_cycles).ravel(), _i64(b.upd_macs).ravel(),
-                    _i64(b.upd_neurons).ravel(), _i64(b.extra_barrier), _fault)
-    return pcs, out.reshape(n, n_pe, N_COUNTERS)
+    tim, arrays = _prepare(batch, timing, validate)
+    if arrays is None:
+        return np.zeros(0, np.int64), np.zeros((0, timing.n_pe, N_COUNTERS), np.int64)
+    return _run(_kernel_for(backend), tim, batch.n_phases, timing.n_pe, arrays, _fault)
+
+
+def run_batch_folded(batch: PhaseBatch, timing: Timing, slot: np.ndarray, n_slots: int, *,
+                     backend: str | None = None, validate: bool = True):
+    """:func:`run_batch` folded as the phases end, into what a run keeps
+    (``hwsim.runner.fold`` says what, in numpy): ``(cycles [n], rows [n, N + 1], step totals
+    [n_slots, n_pe, N + 1])``, phase i belonging to step ``slot[i]``. It spares a run the
+    per-PE counters of every phase (16 MB for 2048 phases on 64 PEs) and their reduction."""
+    tim, arrays = _prepare(batch, timing, validate)
+    if arrays is None:
+        return (np.zeros(0, np.int64), np.zeros((0, N_COUNTERS + 1), np.int64),
+                np.zeros((n_slots, timing.n_pe, N_COUNTERS + 1), np.int64))
+    pcs, (rows, stp) = _run(_kernel_for(backend), tim, batch.n_phases, timing.n_pe, arrays,
+                            fold=(slot, n_slots, timing.barrier_latency))
+    return pcs, rows, stp
 
 
 def run_phases(phases: list[Phase], timing: Timing, *, backend: str | None = None,
