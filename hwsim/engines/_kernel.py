@@ -67,7 +67,9 @@ the detailed engine):
   Counters that do not depend on timing (compute, events, MACs/ACs, SRAM reads) are summed once
   per run of packets that share their table rows (a linear op's packets all do); the core's
   service time of each row is computed once per batch; the end-of-phase update needs no
-  arbitration either.
+  arbitration either. When no queue gets more events in the phase than it has credits (most
+  unicast ops), every send succeeds at its first try (T1, T2): source s sends its i-th packet in
+  cycle i, so the sends are filed as heads at once, with no send events or credit checks.
 * ``_phase`` (general) for shared SRAMs, where a core must wait for its SRAM grant.
 
 Pair tables are read where they lie: a mapping's batch points every packet into per-op cost
@@ -1060,9 +1062,24 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
     bus_free = 0
     ncand = 0
     cfirst = n_pe
+    unblocked = True
+    for p in range(n_pe):
+        if ps[p * LNF + F_TOT] > depth:
+            unblocked = False
     for s in range(n_pe):
         cflag[s] = 0
         if sp_ptr[s] < sp_end[s]:
+            if unblocked:
+                # no queue gets more events than it has credits: every send succeeds at its
+                # first try, so source s sends its i-th packet in cycle i (T1), without events
+                for pos in range(sp_ptr[s], sp_end[s]):
+                    if rk[pos * RKF + RK_J1] > rk[pos * RKF + RK_J0]:
+                        nev, ov_n, x = _lpush(pos - sp_ptr[s] + 1, L_REQ, (pos << 18) + s, 0,
+                                              mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
+                                              nev, ov_n)
+                        ring_n += x
+                sp_ptr[s] = sp_end[s]
+                continue
             cflag[s] = 1
             ncand += 1
             if s < cfirst:
