@@ -268,7 +268,10 @@ class Mapping:
         run_step = np.repeat(steps, per)
         lo, hi = ev_ptr[run_op, run_step], ev_ptr[run_op, run_step + 1]
         phase_of = np.repeat(np.repeat(np.arange(len(keys)), per), hi - lo)
-        pair_lo, counts, src, flits, op_of = np.take(chan, events[ranges(lo, hi - lo)], axis=1)
+        columns = events[ranges(lo, hi - lo)]
+        pair_lo, counts, src = (c[columns] for c in chan)  # one gather per column: faster
+        op_of = np.repeat(run_op, hi - lo)  # the op and its flits are the run's
+        flits = np.repeat(self._op_flits[run_op], hi - lo)
         if not self.multicast:  # one unicast packet per destination, in destination order
             pair_lo = ranges(pair_lo, counts)
             phase_of, src, flits, op_of = (np.repeat(x, counts)
@@ -287,17 +290,16 @@ class Mapping:
         )
 
     @cached_property
-    def _channels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _channels(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Every op's input channels and events in flat arrays, so that a batch is a few
-        gathers: ``chan`` [5, channels] holds each channel's first row in the pair tables, row
-        count, source PE, flits and op (channel c of op i is column c + op i's offset);
-        ``events`` lists every event's column, op by op and step by step; ``ev_ptr`` [n_ops,
-        steps + 1] points to each (op, step)'s events in it."""
+        gathers: ``chan`` holds three arrays over all channels, each channel's first row in the
+        pair tables, its row count and its source PE (channel c of op i is entry c + op i's
+        offset); ``events`` lists every event's entry, op by op and step by step; ``ev_ptr``
+        [n_ops, steps + 1] points to each (op, step)'s events in it."""
         base = self._pair_tables[1]
-        columns = zip(*((pl.row_lo + base[i], pl.row_n, pl.src_of_channel,
-                         np.full(len(pl.row_lo), pl.flits), np.full(len(pl.row_lo), i))
-                        for i, pl in enumerate(self.places)))
-        chan = np.stack([_cat(c) for c in columns]) if self.places else np.zeros((5, 0), np.int64)
+        chan = [_cat([getattr(pl, f) + (base[i] if f == "row_lo" else 0)
+                      for i, pl in enumerate(self.places)])
+                for f in ("row_lo", "row_n", "src_of_channel")]
         first = np.cumsum([0] + [len(pl.row_lo) for pl in self.places])
         evs = self.trace.events
         start = np.cumsum([0] + [int(ev.indptr[-1]) for ev in evs])
@@ -306,6 +308,10 @@ class Mapping:
         ev_ptr = np.array([ev.indptr + start[i] for i, ev in enumerate(evs)],
                           dtype=np.int64).reshape(len(evs), self.trace.steps + 1)
         return ev_ptr, events, chan
+
+    @cached_property
+    def _op_flits(self) -> np.ndarray:
+        return np.array([pl.flits for pl in self.places], dtype=np.int64)
 
     @cached_property
     def _pair_tables(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -328,14 +334,17 @@ class Mapping:
         (_, reads, _, macs, acs), _ = self._pair_tables
         pre = np.zeros((3, len(reads) + 1), np.int64)
         np.cumsum(np.stack([macs, acs, reads]), axis=1, out=pre[:, 1:])
-        per_channel = np.vstack([n if not self.multicast else np.ones_like(n), n,
-                                 pre[:, lo + n] - pre[:, lo]])
+        per_channel = [n, *(pre[:, lo + n] - pre[:, lo])]  # deliveries, macs, acs, reads
         out = np.zeros((len(self.places), self.trace.steps, 5), np.int64)
         for i, ptr in enumerate(ev_ptr):  # op by op, to keep the temporaries small
+            evs = events[ptr[0]:ptr[-1]]
             ptr = ptr - ptr[0]
-            busy = np.diff(ptr) > 0  # reduceat sums from each start to the next
-            out[i, busy] = np.add.reduceat(np.take(per_channel, events[ev_ptr[i, 0]:ev_ptr[i, -1]],
-                                                   axis=1), ptr[:-1][busy], axis=1).T
+            out[i, :, 0] = np.diff(ptr)  # one packet per event
+            busy = out[i, :, 0] > 0  # reduceat sums from each start to the next
+            for f, col in enumerate(per_channel, start=1):  # one 1-D gather each: faster
+                out[i, busy, f] = np.add.reduceat(col[evs], ptr[:-1][busy])
+            if not self.multicast:  # one packet per destination
+                out[i, :, 0] = out[i, :, 1]
         return out
 
     def op_counts(self, keys: list[tuple[int, int | None]]) -> np.ndarray:
