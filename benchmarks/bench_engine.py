@@ -18,7 +18,7 @@ import pytest
 from hwsim.arch import load_arch
 from hwsim.engines import fast
 from hwsim.mapping import Mapping
-from hwsim.runner import BATCH_PHASES, _batch_runner, run
+from hwsim.runner import BATCH_PHASES, _batch_runner, _steps, run
 from hwsim.synth import benchmark_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,17 +53,20 @@ def test_full_utterance(benchmark, trace, arch, jobs):
 
 def test_kernel_alone(benchmark, trace, arch):
     """The fast engine's kernel on the full utterance, in the runner's batches (mapped before
-    the timing): what the rest of a run (mapping, result tables, SimPy) adds to it."""
+    the timing) and folded as a run folds them: what the rest of a run (mapping, result tables,
+    SimPy) adds to it."""
     mapping = Mapping(trace, arch)
     keys = mapping.phase_keys(trace.steps)
-    batches = [mapping.batch(keys[a:a + BATCH_PHASES]) for a in range(0, len(keys), BATCH_PHASES)]
+    chunks = [keys[a:a + BATCH_PHASES] for a in range(0, len(keys), BATCH_PHASES)]
+    batches = [(mapping.batch(k), *_steps(k)) for k in chunks]
     timing = arch.timing()
 
     def kernel():
-        return sum(int(fast.run_batch(b, timing, validate=False)[0].sum()) for b in batches)
+        return sum(int(fast.run_batch_folded(b, timing, slot, len(steps), validate=False)[0].sum())
+                   for b, steps, slot in batches)
 
     cycles = benchmark.pedantic(kernel, rounds=3, iterations=1)
-    deliveries = sum(int(b.dst_ptr[-1]) for b in batches)
+    deliveries = sum(int(b.dst_ptr[-1]) for b, _, _ in batches)
     benchmark.extra_info.update(cycles=cycles, deliveries=deliveries,
                                 ns_per_delivery=benchmark.stats.stats.min / deliveries * 1e9)
 
