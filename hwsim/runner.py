@@ -122,12 +122,12 @@ def fold(counters: np.ndarray, extra_barrier: np.ndarray, slot: np.ndarray, n_sl
     rows[:, :-1] = counters.sum(axis=1)
     rows[:, hwm] = counters[:, :, hwm].max(axis=1, initial=0)
     rows[:, -1] = sync.sum(axis=1)
-    steps = np.zeros((n_slots, n_pe, len(RUN_COUNTERS)), np.int64)
-    np.add.at(steps[..., :-1], slot, counters)
-    np.add.at(steps[..., -1], slot, sync)
-    steps[..., hwm] = 0
-    np.maximum.at(steps[..., hwm], slot, counters[:, :, hwm])
-    return rows, steps
+    per_step = np.zeros((n_slots, n_pe, len(RUN_COUNTERS)), np.int64)
+    np.add.at(per_step[..., :-1], slot, counters)
+    np.add.at(per_step[..., -1], slot, sync)
+    per_step[..., hwm] = 0
+    np.maximum.at(per_step[..., hwm], slot, counters[:, :, hwm])
+    return rows, per_step
 
 
 def engine_module(name: str):

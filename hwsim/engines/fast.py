@@ -4,8 +4,9 @@
 :class:`~hwsim.phase.PhaseResult` as the detailed engine, counter for counter and cycle for
 cycle. ``run_phases`` concatenates many phases into one kernel call; ``run_batch(batch, timing)``
 takes a :class:`~hwsim.phase.PhaseBatch` (already concatenated) and returns plain arrays
-``(cycles [n], counters [n, n_pe, len(COUNTERS)])`` without per-phase Python objects: the hot
-path of a full utterance. The kernel (:mod:`hwsim.engines._kernel`) is compiled with numba when it is
+``(cycles [n], counters [n, n_pe, len(COUNTERS)])`` without per-phase Python objects, and
+``run_batch_folded`` returns only what a run keeps of them (``hwsim.runner.fold``): the hot path
+of a full utterance. The kernel (:mod:`hwsim.engines._kernel`) is compiled with numba when it is
 available; with ``HWSIM_DISABLE_NUMBA=1`` (or without numba) the same source runs as plain
 Python, slower but never different. ``BACKEND`` says which; ``backend="python"`` forces the
 pure path for one call (used by the tests to compare the two).
