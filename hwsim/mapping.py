@@ -297,9 +297,9 @@ class Mapping:
         offset); ``events`` lists every event's entry, op by op and step by step; ``ev_ptr``
         [n_ops, steps + 1] points to each (op, step)'s events in it."""
         base = self._pair_tables[1]
-        chan = [_cat([getattr(pl, f) + (base[i] if f == "row_lo" else 0)
-                      for i, pl in enumerate(self.places)])
-                for f in ("row_lo", "row_n", "src_of_channel")]
+        chan = [_cat([pl.row_lo + base[i] for i, pl in enumerate(self.places)]),
+                _cat([pl.row_n for pl in self.places]),
+                _cat([pl.src_of_channel for pl in self.places])]
         first = np.cumsum([0] + [len(pl.row_lo) for pl in self.places])
         evs = self.trace.events
         start = np.cumsum([0] + [int(ev.indptr[-1]) for ev in evs])

@@ -60,17 +60,16 @@ class Accumulator:
         self.op_phase = z((self.n_ops, len(RUN_COUNTERS)), np.int64)
         self.op_cycles = z(self.n_ops, np.int64)
 
-    def add(self, keys, cycles: np.ndarray, rows: np.ndarray, step_rows: np.ndarray,
-            op_counts: np.ndarray):
-        """Take in a batch's results, folded (:func:`fold`): cycles [n], rows [n, N] and the
-        per-PE totals of its steps [steps in the batch, n_pe, N], and the batch's static per-op
-        counts [n_ops, len(OP_COUNTS)] (Mapping.op_counts)."""
+    def add(self, keys, steps: np.ndarray, cycles: np.ndarray, rows: np.ndarray,
+            step_rows: np.ndarray, op_counts: np.ndarray):
+        """Take in a batch's results, folded (:func:`fold`): its distinct steps (:func:`_steps`),
+        cycles [n], rows [n, N] and the per-PE totals of its steps [len(steps), n_pe, N], and
+        the batch's static per-op counts [n_ops, len(OP_COUNTS)] (Mapping.op_counts)."""
         hwm = R["queue_hwm"]
         self.keys += list(keys)
         self.cycles.append(np.asarray(cycles, dtype=np.int64))
         self.rows.append(rows)
-        steps = _steps(keys)[0]  # distinct: one block each
-        block = self.step_pe[steps]
+        block = self.step_pe[steps]  # distinct steps: one block each
         self._sum(block, step_rows, step_rows[..., hwm])
         self.step_pe[steps] = block
         self._sum(self.pe, step_rows.sum(axis=0), step_rows[:, :, hwm].max(axis=0, initial=0))
@@ -163,7 +162,7 @@ class _Worker:
         """A batch's results, folded (small enough to send back from a worker process): the
         arguments of :meth:`Accumulator.add`."""
         steps, slot = _steps(keys)
-        return (keys, *self.run_batch(self.mapping.batch(keys), slot, len(steps)),
+        return (keys, steps, *self.run_batch(self.mapping.batch(keys), slot, len(steps)),
                 self.mapping.op_counts(keys))
 
 
