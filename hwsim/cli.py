@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=("op_by_op", "layer_pipelined"),
                      help="shorthand for --set mapping.mode=MODE")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
-                     help="worker processes over phases (same results as 1)")
+                     help="workers over phases: threads for the compiled fast kernel, processes "
+                          "otherwise (same results as 1)")
     run.add_argument("--out", metavar="DIR", help="write result tables and summary.json to DIR")
     run.add_argument("--force", action="store_true", help="let --out overwrite earlier results")
     run.add_argument("--json", metavar="FILE", help="write the summary as JSON to FILE")

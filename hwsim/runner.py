@@ -2,15 +2,16 @@
 
 SimPy is the orchestrator (a controller process that opens each phase and waits out its
 barrier); the engine computes what happens inside a phase. Phases are independent given the
-barrier, so `jobs > 1` farms contiguous runs of phases out to a process pool and gets the same
-numbers.
+barrier, so `jobs > 1` farms contiguous runs of phases out to a pool and gets the same numbers:
+threads where the engine releases the GIL (the compiled fast kernel: nothing to start, import or
+pickle), processes otherwise (the detailed engine, the pure-Python kernel).
 """
 
 from __future__ import annotations
 
 import importlib
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -223,38 +224,52 @@ def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, j
     acc = Accumulator(*worker.acc_args)
     bar = tqdm(total=len(keys), desc=f"{engine} engine", unit="phase", delay=2.0,
                disable=None if progress else True, leave=False)  # None: off when not a TTY
+    pool = None
     if jobs <= 1 or len(batches) < 2:
         parts = map(worker, batches)
+    elif engine == "fast" and engine_module(engine).BACKEND == "numba":
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        parts = pool.map(worker, batches)
     else:
         pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                    initargs=(trace, arch, engine))
         parts = pool.map(_work, batches)
+    controller = _Controller()
     try:
         for part, chunk in zip(parts, batches):
             acc.add(*part)
+            controller.run(part[2])  # while the pool computes the next batches
             bar.update(len(chunk))
     finally:
-        if jobs > 1 and len(batches) >= 2:
+        if pool is not None:
             pool.shutdown(cancel_futures=True)
         bar.close()
-    starts = _orchestrate(acc.phase_cycles)
-    return Result.from_run(trace, arch, mapping, acc, starts, engine=engine, notes=notes,
+    return Result.from_run(trace, arch, mapping, acc, controller.starts, engine=engine, notes=notes,
                            wall_s=time.perf_counter() - t0)
 
 
-def _orchestrate(cycles: np.ndarray) -> np.ndarray:
-    """The chip's controller as a SimPy process: open each phase, wait out its barrier.
+class _Controller:
+    """The chip's controller as a SimPy process: it opens each phase and waits out its barrier,
+    batch after batch as the engine returns them. ``starts``: each phase's start cycle on the
+    chip's global clock."""
 
-    Returns each phase's start cycle on the chip's global clock.
-    """
-    env = simpy.Environment()
-    starts = np.zeros(len(cycles), dtype=np.int64)
+    def __init__(self):
+        self.env = simpy.Environment()
+        self._starts = []
 
-    def controller():
-        for n, c in enumerate(cycles.tolist()):
-            starts[n] = env.now
-            yield env.timeout(c)
+    def run(self, cycles: np.ndarray):
+        env = self.env
+        starts = np.zeros(len(cycles), dtype=np.int64)
 
-    env.process(controller())
-    env.run()
-    return starts
+        def controller():
+            for n, c in enumerate(cycles.tolist()):
+                starts[n] = env.now
+                yield env.timeout(c)
+
+        env.process(controller())
+        env.run()
+        self._starts.append(starts)
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.concatenate(self._starts) if self._starts else np.zeros(0, np.int64)

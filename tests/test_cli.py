@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hwsim.cli import main
@@ -76,6 +77,19 @@ def test_jobs_give_identical_results(trace_file, tmp_path):
     sa, sb = json.loads(a.read_text()), json.loads(b.read_text())
     for key in ("cycles", "energy_pj", "events", "macs", "acs", "flit_hops", "ops"):
         assert sa[key] == sb[key], key
+
+
+@pytest.mark.parametrize("engine", ["fast", "detailed"])  # a thread pool, a process pool
+def test_jobs_give_identical_tables(trace_file, engine):
+    from hwsim.arch import load_arch
+    from hwsim.runner import run
+    from hwsim.trace import load_trace
+
+    trace, arch = load_trace(trace_file), load_arch(ARCH)
+    one, two = (run(trace, arch, engine=engine, jobs=j, progress=False) for j in (1, 2))
+    for name in ("ops", "phases", "pes", "steps"):
+        pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name))
+    assert one.phases["start_cycle"].is_monotonic_increasing
 
 
 def test_out_writes_tables_and_refuses_to_overwrite(trace_file, tmp_path):
