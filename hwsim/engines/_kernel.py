@@ -70,6 +70,10 @@ the detailed engine):
   arbitration either. When no queue gets more events in the phase than it has credits (most
   unicast ops), every send succeeds at its first try (T1, T2): source s sends its i-th packet in
   cycle i, so the sends are filed as heads at once, with no send events or credit checks.
+  It is compiled in several copies, each with its mode's branches dropped (topology; every
+  packet to every PE; every packet to one PE, whose XY route takes one link per router), and a
+  batch runs its phases grouped by copy: phases are independent, and one copy's code then stays
+  hot in the core's caches and branch predictors.
 * ``_phase`` (general) for shared SRAMs, where a core must wait for its SRAM grant.
 
 Pair tables are read where they lie: a mapping's batch points every packet into per-op cost
@@ -822,12 +826,15 @@ GR_CMIN, GR_CMAX, GR_TAB = range(3)
 GRF = 4
 
 
-# The lean kernel is compiled once per topology, and on the mesh once more for phases whose
-# packets all go to every PE (a linear op's): each copy (near the end of this module) sees its
-# own _LEAN_MESH and _LEAN_FULL as constants, and numba drops the branches that cannot run there
-# (measured on pe64: 5-6 % of the kernel's time for the topology, 7-9 % of broadcast phases').
+# The lean kernel is compiled once per topology, and on the mesh twice more: for phases whose
+# packets all go to every PE (a linear op's) and for phases whose packets all go to one PE (an
+# elementwise op's): each copy (near the end of this module) sees its own _LEAN_MESH, _LEAN_FULL
+# and _LEAN_UNI as constants, and numba drops the branches that cannot run there (measured on
+# pe64: 5-6 % of the kernel's time for the topology, 7-9 % of broadcast phases', 15-19 % of
+# one-destination phases').
 _LEAN_MESH = True
 _LEAN_FULL = False
+_LEAN_UNI = False
 
 
 @njit_inline
@@ -869,14 +876,14 @@ def _read_time(rd, banks, rlx, busy_tab, nbt):
 @njit
 def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, macs, acs, svt,
                 rlx, ur, uw, uc, um, un, extra, out, ob, fault,
-                order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
-                g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps,
-                ev_val, ev_next, bh, bcnt, ov_t, ov_c, ov_v,
-                tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab):
+                scratch, mask):
     """One phase with private SRAMs; same contract as :func:`_phase`, except that the pair
     arrays are the shared tables (``dst``, ``reads`` .. ``acs``, and ``svt``, the core's service
     time of each row): packet k's pairs are rows ``plo[k]``.. ``plo[k] + dst_ptr[k+1] - dst_ptr[k]``,
     and every pair index below is a table row. ``rlx``: SRAM read latency - 1 (as in ``svt``)."""
+    (order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one, g_fail, g_fsrc,
+     g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next, bh, bcnt, ov_t, ov_c,
+     ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, prc, busy_tab) = scratch
     rows = tim[T_ROWS]
     cols = tim[T_COLS]
     depth = tim[T_DEPTH]
@@ -1047,6 +1054,8 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         rk[b + RK_CMIN] = gr[G * GRF + GR_CMIN]
         rk[b + RK_CMAX] = gr[G * GRF + GR_CMAX]
         rk[b + RK_TAB] = gr[G * GRF + GR_TAB]
+        if _LEAN_UNI:
+            rk[b + RK_TAB] = dst[plo[kl]]  # (one destination: the head reads it here)
         out[ob + s, C_SENT] += 1
         if _LEAN_MESH and gr[G * GRF + GR_CMAX] >= 0:
             # flit-hops do not depend on timing: flits x the links of the packet's XY tree (T4)
@@ -1307,7 +1316,37 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 ja = -1  # first pair to eject here; with jz: a run of pairs (bus)
                 jz = -1
                 skip = -1
-                if _LEAN_MESH:
+                if _LEAN_MESH and _LEAN_UNI:
+                    # one destination: its XY route takes one link per router
+                    dd = rk[b + RK_TAB]
+                    if dd != r:
+                        pr = r * LNF
+                        dc = prc[2 * dd + 1]
+                        rc = ps[pr + F_COL]
+                        if dc > rc:
+                            lid = pr + F_LINK
+                            nxr = r + 1
+                        elif dc < rc:
+                            lid = pr + F_LINK + 1
+                            nxr = r - 1
+                        elif dd < r:
+                            lid = pr + F_LINK + 2
+                            nxr = r - cols
+                        else:
+                            lid = pr + F_LINK + 3
+                            nxr = r + cols
+                        g = ps[lid]
+                        if g < t:
+                            g = t
+                        ps[lid] = g + f
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + nxr, t, mask, hn, nn,
+                                                  bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
+                                                  nev, ov_n)
+                        ring_n += x
+                        continue
+                    ja = j0
+                    jz = j0 + 1
+                elif _LEAN_MESH:
                     pr = r * LNF
                     rr = ps[pr + F_ROW]
                     rc = ps[pr + F_COL]
@@ -1685,8 +1724,31 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         if reads[r] > 0:
             sv += _read_time(reads[r], banks, rlx, busy_tab, busy_tab.shape[0])
         svt[r] = sv
+    scratch = (order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
+               g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next,
+               bh, bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp,
+               prc, busy_tab)
     ldp = np.zeros(maxk + 1, np.int64)
+    # the copy for each phase: 0 every packet goes to one PE, 1 to every PE (a packet's
+    # destinations are distinct), 2 other
+    kinds = np.full(n_phases, 2, np.int64)
     for i in range(n_phases):
+        K = k_off[i + 1] - k_off[i]
+        J = dst_ptr[k_off[i + 1]] - dst_ptr[k_off[i]]
+        if J == K * n_pe:
+            kinds[i] = 1
+        elif J == K:
+            kinds[i] = 0
+            for k in range(k_off[i], k_off[i + 1]):
+                if dst_ptr[k + 1] - dst_ptr[k] != 1:
+                    kinds[i] = 2
+                    break
+    # phases of one kind run together (phases are independent): one copy's code stays hot
+    for x in range(3 * n_phases):
+        kind = x // n_phases
+        i = x % n_phases
+        if kinds[i] != kind:
+            continue
         pb = i * n_pe
         ob = 0 if fold else pb
         kb = k_off[i]
@@ -1694,22 +1756,15 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         jb = dst_ptr[kb]
         for k in range(kb, ke + 1):
             ldp[k - kb] = dst_ptr[k] - jb
-        if ldp[ke - kb] == (ke - kb) * n_pe:  # every packet goes to every PE
-            pc = _phase_lean_full(
-                tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke], dst, reads,
+        args = (tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke], dst, reads,
                 cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
-                um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, ob, fault, order, grp, ents,
-                pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one, g_fail, g_fsrc, g_wait,
-                g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next, bh, bcnt, ov_t, ov_c,
-                ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab)
+                um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, ob, fault, scratch, mask)
+        if kind == 0:
+            pc = _phase_lean_uni(*args)
+        elif kind == 1:
+            pc = _phase_lean_full(*args)
         else:
-            pc = _phase_lean(
-                tim, n_pe, 0, ke - kb, ldp, src[kb:ke], flits[kb:ke], pair_lo[kb:ke], dst, reads,
-                cyc, macs, acs, svt, rlx, ur[pb:pb + n_pe], uw[pb:pb + n_pe], uc[pb:pb + n_pe],
-                um[pb:pb + n_pe], un[pb:pb + n_pe], extra[i], out, ob, fault, order, grp, ents,
-                pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one, g_fail, g_fsrc, g_wait,
-                g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next, bh, bcnt, ov_t, ov_c,
-                ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, mask, prc, busy_tab)
+            pc = _phase_lean(*args)
         if pc < 0:
             return i + 1
         phase_cycles[i] = pc
@@ -1844,16 +1899,20 @@ def _with_globals(f, name: str, **consts):
     return njit(copy)
 
 
-# _phase_lean and _run_lean above are templates (_run_lean's _phase_lean_full is bound only
-# here); run_many calls these copies.
+# _phase_lean and _run_lean above are templates (_run_lean's _phase_lean_full and
+# _phase_lean_uni are bound only here); run_many calls these copies.
 _phase_lean_mesh = _with_globals(_phase_lean, "_phase_lean_mesh", _LEAN_MESH=True)
 _phase_lean_mesh_full = _with_globals(_phase_lean, "_phase_lean_mesh_full", _LEAN_MESH=True,
                                       _LEAN_FULL=True)
+_phase_lean_mesh_uni = _with_globals(_phase_lean, "_phase_lean_mesh_uni", _LEAN_MESH=True,
+                                     _LEAN_UNI=True)
 _phase_lean_bus = _with_globals(_phase_lean, "_phase_lean_bus", _LEAN_MESH=False)
 _run_lean_mesh = _with_globals(_run_lean, "_run_lean_mesh", _phase_lean=_phase_lean_mesh,
-                               _phase_lean_full=_phase_lean_mesh_full)
+                               _phase_lean_full=_phase_lean_mesh_full,
+                               _phase_lean_uni=_phase_lean_mesh_uni)
 _run_lean_bus = _with_globals(_run_lean, "_run_lean_bus", _phase_lean=_phase_lean_bus,
-                              _phase_lean_full=_phase_lean_bus)  # (no such branch on the bus)
+                              _phase_lean_full=_phase_lean_bus,  # (no such copies on the bus)
+                              _phase_lean_uni=_phase_lean_bus)
 
 
 def _without_wraparound(dispatcher):
