@@ -53,22 +53,29 @@ def test_full_utterance(benchmark, trace, arch, jobs):
 
 def test_kernel_alone(benchmark, trace, arch):
     """The fast engine's kernel on the full utterance, in the runner's batches (mapped before
-    the timing) and folded as a run folds them: what the rest of a run (mapping, result tables,
-    SimPy) adds to it."""
+    the timing; identical phases simulated once) and folded as a run folds them: what the rest
+    of a run (mapping, result tables, SimPy) adds to it. ``ns_per_delivery`` is per delivery
+    simulated (``simulated_deliveries``, the distinct phases')."""
     mapping = Mapping(trace, arch)
     keys = mapping.phase_keys(trace.steps)
     chunks = [keys[a:a + BATCH_PHASES] for a in range(0, len(keys), BATCH_PHASES)]
-    batches = [(mapping.batch(k), *_steps(k)) for k in chunks]
+    batches = []
+    for chunk in chunks:
+        distinct, copies = mapping.distinct(chunk)
+        batches.append((mapping.batch(distinct), copies, *_steps(chunk)))
     timing = arch.timing()
 
     def kernel():
-        return sum(int(fast.run_batch_folded(b, timing, slot, len(steps), validate=False)[0].sum())
-                   for b, steps, slot in batches)
+        return sum(int(fast.run_batch_folded(b, timing, slot, len(steps), copies=copies,
+                                             validate=False)[0].sum())
+                   for b, copies, steps, slot in batches)
 
     cycles = benchmark.pedantic(kernel, rounds=3, iterations=1)
-    deliveries = sum(int(b.dst_ptr[-1]) for b, _, _ in batches)
-    benchmark.extra_info.update(cycles=cycles, deliveries=deliveries,
-                                ns_per_delivery=benchmark.stats.stats.min / deliveries * 1e9)
+    simulated = sum(int(b.dst_ptr[-1]) for b, _, _, _ in batches)
+    benchmark.extra_info.update(
+        cycles=cycles, simulated_deliveries=simulated,
+        phases=len(keys), simulated_phases=sum(b.n_phases for b, _, _, _ in batches),
+        ns_per_delivery=benchmark.stats.stats.min / simulated * 1e9)
 
 
 def test_detailed_over_fast_ratio(benchmark, trace, arch):
@@ -80,15 +87,17 @@ def test_detailed_over_fast_ratio(benchmark, trace, arch):
     that both engines share)."""
     head = trace.head(1)
     mapping = Mapping(head, arch)
-    batch = mapping.batch(mapping.phase_keys(1))
+    keys = mapping.phase_keys(1)
+    batch = mapping.batch(keys)
+    assert len(mapping.distinct(keys)[0]) == len(keys)  # no phase simulated once for two
     timing = arch.timing()
     slot = np.zeros(batch.n_phases, np.int64)  # one step
     t0 = time.perf_counter()
-    slow = _batch_runner(arch, "detailed")(batch, slot, 1)
+    slow = _batch_runner(arch, "detailed")(mapping, keys, slot, 1)
     t_detailed = time.perf_counter() - t0
     benchmark.pedantic(fast.run_batch, args=(batch, timing), kwargs={"validate": False},
                        rounds=5, iterations=1)
-    quick = _batch_runner(arch, "fast")(batch, slot, 1)
+    quick = _batch_runner(arch, "fast")(mapping, keys, slot, 1)
     assert all(np.array_equal(a, b) for a, b in zip(quick, slow))
     t0 = time.perf_counter()
     run(head, arch, engine="detailed", progress=False)

@@ -289,6 +289,50 @@ class Mapping:
             *(upd[f] for f in _UPDATES), extra, op_of, pair_lo=pair_lo,
         )
 
+    def distinct(self, keys: list[tuple[int, int | None]]) -> tuple[list, np.ndarray]:
+        """The distinct phases among `keys`, in order of first appearance, and for each key the
+        index of its distinct phase. Phases that run the same op (or, layer_pipelined, every
+        op) on the same input channels are the same work with the same counts, so an engine
+        can simulate one and copy it: every step of a dense op is alike."""
+        ids = self._channel_sets
+        steps = np.array([t for t, _ in keys], dtype=np.int64)
+        ops = np.array([-1 if i is None else i for _, i in keys], dtype=np.int64)
+        codes = ids[np.maximum(ops, 0), steps]
+        every = ops < 0  # a phase of every op: the tuple of their channel sets
+        if every.any():
+            _, shared = np.unique(ids[:, steps[every]].T, axis=0, return_inverse=True)
+            codes[every] = ids.max() + 1 + shared.ravel()
+        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return [keys[j] for j in first[order]], rank[inverse.ravel()]
+
+    @cached_property
+    def _channel_sets(self) -> np.ndarray:
+        """[n_ops, steps]: a number per (op, step) that is the same exactly where the op's input
+        channels at those steps are, in the same order (numbers differ between ops). Candidates
+        share their length and five sampled channels; each is then checked element by element."""
+        ev_ptr, events, _ = self._channels  # an (op, step)'s channels are unique to its op
+        lo, n = ev_ptr[:, :-1].ravel(), np.diff(ev_ptr, axis=1).ravel()
+        busy = n > 0
+        h = n.astype(np.uint64)
+        with np.errstate(over="ignore"):  # a 64-bit hash: wraps around on purpose
+            for k in range(5):
+                at = lo[busy] + (n[busy] - 1) * k // 4
+                h[busy] = h[busy] * np.uint64(0x9E3779B97F4A7C15) + events[at].astype(np.uint64)
+        _, first, ids = np.unique(h, return_index=True, return_inverse=True)
+        ids = ids.ravel()
+        rep = first[ids]
+        dup = np.flatnonzero((rep != np.arange(len(lo))) & busy)
+        same = events[ranges(lo[dup], n[dup])] == events[ranges(lo[rep[dup]], n[dup])]
+        if len(dup):  # candidates unlike their first: numbered by their exact channels
+            differ = dup[~np.logical_and.reduceat(same, np.cumsum(n[dup]) - n[dup])].tolist()
+            seen, base = {}, ids.max() + 1
+            for q in differ:
+                ids[q] = base + seen.setdefault(events[lo[q]:lo[q] + n[q]].tobytes(), len(seen))
+        return ids.reshape(ev_ptr.shape[0], -1)
+
     @cached_property
     def _channels(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """Every op's input channels and events in flat arrays, so that a batch is a few

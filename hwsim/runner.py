@@ -163,19 +163,20 @@ class _Worker:
         """A batch's results, folded (small enough to send back from a worker process): the
         arguments of :meth:`Accumulator.add`."""
         steps, slot = _steps(keys)
-        return (keys, steps, *self.run_batch(self.mapping.batch(keys), slot, len(steps)),
+        return (keys, steps, *self.run_batch(self.mapping, keys, slot, len(steps)),
                 self.mapping.op_counts(keys))
 
 
 def _batch_runner(arch, engine: str):
-    """A function (batch, slot, n_slots) -> (cycles [n], rows, step totals) (:func:`fold`) for
-    the chosen engine."""
+    """A function (mapping, keys, slot, n_slots) -> (cycles [n], rows, step totals)
+    (:func:`fold`) for the chosen engine."""
     mod = engine_module(engine)
     timing = arch.timing()
     if engine == "detailed":
         pe = (registry.get(arch.get("pe.component")), arch.get("pe.component_params"))
 
-        def run_detailed(batch, slot, n_slots):
+        def run_detailed(mapping, keys, slot, n_slots):
+            batch = mapping.batch(keys)
             res = [mod.run_phase(batch.phase(i), timing, components={"pe": pe})
                    for i in range(batch.n_phases)]
             counters = np.stack([r.pe for r in res]) if res else np.zeros(
@@ -184,10 +185,15 @@ def _batch_runner(arch, engine: str):
                     *fold(counters, batch.extra_barrier, slot, n_slots, timing.barrier_latency))
 
         return run_detailed
-    # the mapping's batches are well formed by construction (tests/test_mapping.py); checking
-    # them again would cost a third of the kernel's time
-    return lambda batch, slot, n_slots: mod.run_batch_folded(batch, timing, slot, n_slots,
-                                                             validate=False)
+    def run_fast(mapping, keys, slot, n_slots):
+        """Identical phases (a dense op's steps) are simulated once and copied. The mapping's
+        batches are well formed by construction (tests/test_mapping.py); checking them again
+        would cost a third of the kernel's time."""
+        distinct, copies = mapping.distinct(keys)
+        return mod.run_batch_folded(mapping.batch(distinct), timing, slot, n_slots,
+                                    copies=copies, validate=False)
+
+    return run_fast
 
 
 _worker: _Worker | None = None

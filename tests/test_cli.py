@@ -79,6 +79,11 @@ def test_jobs_give_identical_results(trace_file, tmp_path):
         assert sa[key] == sb[key], key
 
 
+def assert_same_tables(a, b):
+    for name in ("ops", "phases", "pes", "steps"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+
+
 @pytest.mark.parametrize("engine", ["fast", "detailed"])  # a thread pool, a process pool
 def test_jobs_give_identical_tables(trace_file, engine):
     from hwsim.arch import load_arch
@@ -87,9 +92,23 @@ def test_jobs_give_identical_tables(trace_file, engine):
 
     trace, arch = load_trace(trace_file), load_arch(ARCH)
     one, two = (run(trace, arch, engine=engine, jobs=j, progress=False) for j in (1, 2))
-    for name in ("ops", "phases", "pes", "steps"):
-        pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name))
+    assert_same_tables(one, two)
     assert one.phases["start_cycle"].is_monotonic_increasing
+
+
+def test_fast_and_detailed_tables_agree(trace_file):
+    """Every table of a run, through the runner (the fast engine simulates identical phases
+    once and copies them; the detailed engine simulates every phase)."""
+    from hwsim.arch import load_arch
+    from hwsim.mapping import Mapping
+    from hwsim.runner import run
+    from hwsim.trace import load_trace
+
+    trace, arch = load_trace(trace_file), load_arch(ARCH)
+    keys = Mapping(trace, arch).phase_keys(trace.steps)
+    assert len(Mapping(trace, arch).distinct(keys)[0]) < len(keys)  # some phases are copies
+    assert_same_tables(run(trace, arch, progress=False),
+                       run(trace, arch, engine="detailed", progress=False))
 
 
 def test_out_writes_tables_and_refuses_to_overwrite(trace_file, tmp_path):

@@ -490,6 +490,25 @@ def test_folded_batch_equals_numpy_fold(backend, sharing):
         assert got[2][..., -1].sum() > 0  # sync is counted (non-idle PEs exist)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_identical_phases_simulated_once(backend):
+    """A run simulates identical phases once (``copies``: Mapping.distinct); folding one phase
+    into all its copies must give exactly what simulating every copy gives: cycles and rows for
+    each, counters in each copy's step, whatever the steps; a phase with no copy adds nothing."""
+    from hwsim.phase import PhaseBatch
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        tm = random_timing(rng)
+        phases = [random_phase(rng, tm.n_pe, max_packets=25) for _ in range(4)]
+        copies = rng.integers(0, 3, size=9)  # phase 3 is never copied
+        slot = np.sort(rng.integers(0, 5, size=9))
+        want = fast.run_batch_folded(PhaseBatch.concat([phases[c] for c in copies]), tm, slot, 5,
+                                     backend=backend)
+        got = fast.run_batch_folded(PhaseBatch.concat(phases), tm, slot, 5, copies=copies,
+                                    backend=backend)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
 def test_run_batch_empty_and_rejects_bad_input():
     from hwsim.errors import InputError
     from hwsim.phase import PhaseBatch

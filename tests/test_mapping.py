@@ -106,3 +106,30 @@ def test_balanced_groups_follow_op_work():
     assert sizes[np.argmax(work)] == sizes.max()
     flat = np.concatenate(m.groups)
     assert len(np.unique(flat)) == arch.n_pe  # disjoint groups covering the chip
+
+
+@pytest.mark.parametrize("variant", ["dense", "fatrelu"])
+@pytest.mark.parametrize("mode", ["op_by_op", "layer_pipelined"])
+def test_distinct_phases_are_the_same_work(arch, variant, mode):
+    """Phases that Mapping.distinct says are alike (an engine simulates one for all) build the
+    same arrays; phases it keeps apart differ in their input channels."""
+    trace = synthetic_trace(variant, layers=1, d_model=32, steps=6, seed=4)
+    m = Mapping(trace, arch.with_overrides({"mapping.mode": mode}))
+    keys = m.phase_keys(trace.steps)
+    distinct, copies = m.distinct(keys)
+    assert len(copies) == len(keys) and sorted(set(copies.tolist())) == list(range(len(distinct)))
+    if mode == "op_by_op":  # the dense ops' steps are alike
+        assert len(distinct) < len(keys)
+    fields = ("src", "flits", "dst_ptr", "pair_lo", "k_off", "upd_cycles", "extra_barrier")
+    built = [m.batch([k]) for k in keys]
+    for q, key in enumerate(keys):
+        same = built[keys.index(distinct[copies[q]])]
+        assert all(np.array_equal(getattr(built[q], f), getattr(same, f)) for f in fields)
+    channels = {}
+    for q, (t, i) in enumerate(keys):
+        ops = range(len(trace.ops)) if i is None else [i]
+        channels.setdefault(int(copies[q]), set()).add(
+            tuple((o, tuple(trace.events[o].index[trace.events[o].indptr[t]:
+                                                  trace.events[o].indptr[t + 1]])) for o in ops))
+    assert all(len(v) == 1 for v in channels.values())  # one channel list per distinct phase
+    assert len({next(iter(v)) for v in channels.values()}) == len(distinct)  # all different

@@ -1562,8 +1562,8 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
 
 @njit
 def run_many(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-             ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, sync_lat,
-             ring_bits, fault=0):
+             ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, same_ptr, same,
+             sync_lat, ring_bits, fault=0):
     """Run every phase i (packets k_off[i]..k_off[i+1]-1, PEs i*n_pe..(i+1)*n_pe-1).
 
     ``dst_ptr`` numbers the pairs of the concatenated packets; pair j of packet k is row
@@ -1572,46 +1572,63 @@ def run_many(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, ac
     ``[n_phases * n_pe]``. ``out`` (``[n_phases * n_pe, N_COUNTERS]``) must be zero.
 
     With ``frows`` non-empty, each phase is folded as it ends (:func:`_fold`): ``out`` is then
-    only ``[n_pe, N_COUNTERS]`` of scratch, and ``frows`` ``[n_phases, N_COUNTERS + 1]`` and
-    ``fstep`` ``[steps, n_pe, N_COUNTERS + 1]`` (zero) receive what a run keeps, phase i's step
-    being ``slot[i]``. ``fault`` plants a deliberate bug (mutation tests only; 0 in production).
+    only ``[n_pe, N_COUNTERS]`` of scratch, and ``phase_cycles``, ``frows`` ``[m, N_COUNTERS +
+    1]`` and ``fstep`` ``[steps, n_pe, N_COUNTERS + 1]`` (zero) receive what a run keeps for the
+    m phases that the batch's phases stand for: phase i (simulated once) for phases
+    ``same[same_ptr[i]:same_ptr[i + 1]]`` (identical to it), phase q's step being ``slot[q]``.
+    ``fault`` plants a deliberate bug (mutation tests only; 0 in production).
     Returns 0, or the index+1 of a phase that failed the internal consistency check."""
     if tim[T_SHARE] == 1 and tim[T_TOPO] == MESH:
         return _run_lean_mesh(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs,
                               acs, ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep,
-                              slot, sync_lat, ring_bits, fault)
+                              slot, same_ptr, same, sync_lat, ring_bits, fault)
     if tim[T_SHARE] == 1:
         return _run_lean_bus(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs,
                              acs, ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep,
-                             slot, sync_lat, ring_bits, fault)
+                             slot, same_ptr, same, sync_lat, ring_bits, fault)
     return _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
                         ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot,
-                        sync_lat, ring_bits, fault)
+                        same_ptr, same, sync_lat, ring_bits, fault)
 
 
 @njit_inline
-def _fold(out, n_pe, i, frows, fstep, slot, sync_lat, extra):
-    """Fold phase i's per-PE counters (scratch rows 0..n_pe-1 of ``out``) into what a run keeps
-    (``hwsim.runner.fold``, which says it in numpy): the phase's row, summed over PEs with the
-    queue high-water mark a maximum, plus ``sync`` (the barrier's latency for every PE that is
-    not idle); and the per-PE totals of its step. Then clear the scratch for the next phase."""
-    s = slot[i]
+def _fold(out, n_pe, i, pc, phase_cycles, frows, fstep, slot, same_ptr, same, sync_lat, extra):
+    """Fold phase i's cycles ``pc`` and per-PE counters (scratch rows 0..n_pe-1 of ``out``) into
+    what a run keeps (``hwsim.runner.fold``, which says it in numpy), for every phase q it stands
+    for (``same[same_ptr[i]:same_ptr[i + 1]]``): q's row, summed over PEs with the queue
+    high-water mark a maximum, plus ``sync`` (the barrier's latency for every PE that is not
+    idle); and the per-PE totals of q's step. Then clear the scratch for the next phase."""
     sy = sync_lat + extra[i]
+    lo = same_ptr[i]
+    hi = same_ptr[i + 1]
+    for x in range(lo, hi):
+        q = same[x]
+        s = slot[q]
+        phase_cycles[q] = pc
+        for p in range(n_pe):
+            keep = fstep[s, p, C_HWM]
+            for c in range(N_COUNTERS):
+                fstep[s, p, c] += out[p, c]
+            v = out[p, C_HWM]
+            fstep[s, p, C_HWM] = keep if keep > v else v
+            if out[p, C_IDLE] == 0:
+                fstep[s, p, N_COUNTERS] += sy
+    q0 = same[lo] if lo < hi else -1  # the first one's row, then copied
     for p in range(n_pe):
-        if out[p, C_IDLE] == 0:
-            frows[i, N_COUNTERS] += sy
-            fstep[s, p, N_COUNTERS] += sy
-        v = out[p, C_HWM]
-        if v > frows[i, C_HWM]:
-            frows[i, C_HWM] = v
-        if v > fstep[s, p, C_HWM]:
-            fstep[s, p, C_HWM] = v
-        out[p, C_HWM] = 0
+        if q0 >= 0:
+            if out[p, C_IDLE] == 0:
+                frows[q0, N_COUNTERS] += sy
+            v = out[p, C_HWM]
+            if v > frows[q0, C_HWM]:
+                frows[q0, C_HWM] = v
+            out[p, C_HWM] = 0
+            for c in range(N_COUNTERS):
+                frows[q0, c] += out[p, c]
         for c in range(N_COUNTERS):
-            v = out[p, c]
-            frows[i, c] += v
-            fstep[s, p, c] += v
             out[p, c] = 0
+    for x in range(lo + 1, hi):
+        for c in range(N_COUNTERS + 1):
+            frows[same[x], c] = frows[q0, c]
 
 
 @njit_inline
@@ -1637,8 +1654,8 @@ def _gather_phase(kb, ke, dst_ptr, pair_lo, dst, reads, cyc, macs, acs,
 
 @njit
 def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-              ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, sync_lat,
-              ring_bits, fault):
+              ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, same_ptr, same,
+              sync_lat, ring_bits, fault):
     fold = frows.shape[0] > 0
     n_pe = tim[T_ROWS] * tim[T_COLS]
     rows = tim[T_ROWS]
@@ -1767,16 +1784,18 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
             pc = _phase_lean(*args)
         if pc < 0:
             return i + 1
-        phase_cycles[i] = pc
         if fold:
-            _fold(out, n_pe, i, frows, fstep, slot, sync_lat, extra)
+            _fold(out, n_pe, i, pc, phase_cycles, frows, fstep, slot, same_ptr, same, sync_lat,
+                  extra)
+        else:
+            phase_cycles[i] = pc
     return 0
 
 
 @njit
 def _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, acs,
-                 ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, sync_lat,
-                 ring_bits, fault):
+                 ur, uw, uc, um, un, extra, out, phase_cycles, frows, fstep, slot, same_ptr,
+                 same, sync_lat, ring_bits, fault):
     fold = frows.shape[0] > 0
     n_pe = tim[T_ROWS] * tim[T_COLS]
     depth = tim[T_DEPTH]
@@ -1881,9 +1900,11 @@ def _run_general(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs
                     sg_t, sg_c, sg_v, ej_p, ej_j, prow, pcol, fault)
         if pc < 0:
             return i + 1
-        phase_cycles[i] = pc
         if fold:
-            _fold(out, n_pe, i, frows, fstep, slot, sync_lat, extra)
+            _fold(out, n_pe, i, pc, phase_cycles, frows, fstep, slot, same_ptr, same, sync_lat,
+                  extra)
+        else:
+            phase_cycles[i] = pc
     return 0
 
 

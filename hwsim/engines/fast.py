@@ -137,20 +137,27 @@ def _kernel_for(backend: str | None):
 
 def _run(kern, tim, n, n_pe, arrays, fault=0, fold=None):
     """One kernel call. ``fold``: None for per-PE counters [n * n_pe, N]; or ``(slot, n_slots,
-    sync_latency)`` for what a run keeps, (rows, step totals) (``hwsim.runner.fold``)."""
-    pcs = np.zeros(n, np.int64)
+    sync_latency, copies)`` for what a run keeps, (rows, step totals) (``hwsim.runner.fold``),
+    of the ``len(slot)`` phases that the n simulated ones stand for (phase q is a copy of
+    simulated phase ``copies[q]``)."""
     if fold is None:
+        pcs = np.zeros(n, np.int64)
         out = np.zeros((n * n_pe, N_COUNTERS), np.int64)
         rows = np.zeros((0, N_COUNTERS + 1), np.int64)
         stp = np.zeros((0, n_pe, N_COUNTERS + 1), np.int64)
-        slot, sync = np.zeros(n, np.int64), 0
+        slot, sync, same_ptr, same = (np.zeros(n, np.int64), 0, np.zeros(1, np.int64),
+                                        np.zeros(0, np.int64))
     else:
-        slot, n_slots, sync = fold
+        slot, n_slots, sync, copies = fold
+        pcs = np.zeros(len(slot), np.int64)
         out = np.zeros((n_pe, N_COUNTERS), np.int64)  # one phase's scratch
-        rows = np.zeros((n, N_COUNTERS + 1), np.int64)
+        rows = np.zeros((len(slot), N_COUNTERS + 1), np.int64)
         stp = np.zeros((n_slots, n_pe, N_COUNTERS + 1), np.int64)
-    status = kern.run_many(tim, *arrays, out, pcs, rows, stp, _i64(slot), int(sync), RING_BITS,
-                           fault)
+        copies = np.arange(n, dtype=np.int64) if copies is None else _i64(copies)
+        same = np.argsort(copies, kind="stable").astype(np.int64)  # grouped by simulated phase
+        same_ptr = np.searchsorted(copies[same], np.arange(n + 1)).astype(np.int64)
+    status = kern.run_many(tim, *arrays, out, pcs, rows, stp, _i64(slot), same_ptr, same,
+                           int(sync), RING_BITS, fault)
     if status != 0:  # pragma: no cover - internal consistency guard
         raise RuntimeError(f"fast engine: phase {status - 1} did not complete (kernel bug)")
     return pcs, (out.reshape(n, n_pe, N_COUNTERS) if fold is None else (rows, stp))
@@ -191,17 +198,27 @@ def run_batch(batch: PhaseBatch, timing: Timing, *, backend: str | None = None,
 
 
 def run_batch_folded(batch: PhaseBatch, timing: Timing, slot: np.ndarray, n_slots: int, *,
-                     backend: str | None = None, validate: bool = True):
+                     copies: np.ndarray | None = None, backend: str | None = None,
+                     validate: bool = True):
     """:func:`run_batch` folded as the phases end, into what a run keeps
-    (``hwsim.runner.fold`` says what, in numpy): ``(cycles [n], rows [n, N + 1], step totals
-    [n_slots, n_pe, N + 1])``, phase i belonging to step ``slot[i]``. It spares a run the
-    per-PE counters of every phase (16 MB for 2048 phases on 64 PEs) and their reduction."""
+    (``hwsim.runner.fold`` says what, in numpy): ``(cycles [m], rows [m, N + 1], step totals
+    [n_slots, n_pe, N + 1])``, phase q belonging to step ``slot[q]``. It spares a run the
+    per-PE counters of every phase (16 MB for 2048 phases on 64 PEs) and their reduction.
+
+    ``copies`` (``[m]``, default ``arange(n)``): the m phases that the batch's n stand for,
+    phase q being identical to the batch's phase ``copies[q]`` (``Mapping.distinct``), which is
+    simulated once."""
+    if copies is not None and len(copies) != len(slot):
+        raise InputError(f"copies: {len(copies)} entries for {len(slot)} phases in slot")
+    if copies is not None and len(copies) and (
+            np.min(copies) < 0 or np.max(copies) >= batch.n_phases):
+        raise InputError(f"copies: phase indices must lie in 0..{batch.n_phases - 1}")
     tim, arrays = _prepare(batch, timing, validate)
     if arrays is None:
         return (np.zeros(0, np.int64), np.zeros((0, N_COUNTERS + 1), np.int64),
                 np.zeros((n_slots, timing.n_pe, N_COUNTERS + 1), np.int64))
     pcs, (rows, stp) = _run(_kernel_for(backend), tim, batch.n_phases, timing.n_pe, arrays,
-                            fold=(slot, n_slots, timing.barrier_latency))
+                            fold=(slot, n_slots, timing.barrier_latency, copies))
     return pcs, rows, stp
 
 
