@@ -316,7 +316,8 @@ class Mapping:
         ev_ptr, events, _ = self._channels  # an (op, step)'s channels are unique to its op
         lo, n = ev_ptr[:, :-1].ravel(), np.diff(ev_ptr, axis=1).ravel()
         busy = n > 0
-        h = n.astype(np.uint64)
+        op = np.repeat(np.arange(ev_ptr.shape[0]), ev_ptr.shape[1] - 1)
+        h = (n * ev_ptr.shape[0] + op).astype(np.uint64)  # (an op's steps without events, too)
         with np.errstate(over="ignore"):  # a 64-bit hash: wraps around on purpose
             for k in range(5):
                 at = lo[busy] + (n[busy] - 1) * k // 4

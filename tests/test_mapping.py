@@ -108,12 +108,13 @@ def test_balanced_groups_follow_op_work():
     assert len(np.unique(flat)) == arch.n_pe  # disjoint groups covering the chip
 
 
-@pytest.mark.parametrize("variant", ["dense", "fatrelu"])
+@pytest.mark.parametrize("variant,density", [("dense", 1.0), ("fatrelu", 1.0), ("fatrelu", 0.0)])
 @pytest.mark.parametrize("mode", ["op_by_op", "layer_pipelined"])
-def test_distinct_phases_are_the_same_work(arch, variant, mode):
+def test_distinct_phases_are_the_same_work(arch, variant, density, mode):
     """Phases that Mapping.distinct says are alike (an engine simulates one for all) build the
-    same arrays; phases it keeps apart differ in their input channels."""
-    trace = synthetic_trace(variant, layers=1, d_model=32, steps=6, seed=4)
+    same arrays; phases it keeps apart differ in their op or input channels (density 0: no
+    events at all, yet each op's update work is its own)."""
+    trace = synthetic_trace(variant, layers=1, d_model=32, steps=6, seed=4, density_scale=density)
     m = Mapping(trace, arch.with_overrides({"mapping.mode": mode}))
     keys = m.phase_keys(trace.steps)
     distinct, copies = m.distinct(keys)
@@ -133,3 +134,5 @@ def test_distinct_phases_are_the_same_work(arch, variant, mode):
                                                   trace.events[o].indptr[t + 1]])) for o in ops))
     assert all(len(v) == 1 for v in channels.values())  # one channel list per distinct phase
     assert len({next(iter(v)) for v in channels.values()}) == len(distinct)  # all different
+    if mode == "op_by_op":
+        assert all(distinct[copies[q]][1] == i for q, (_, i) in enumerate(keys))
