@@ -260,8 +260,7 @@ class Mapping:
         """
         n_ops = len(self.trace.ops)
         ev_ptr, events, chan = self._channels
-        steps = np.array([t for t, _ in keys], dtype=np.int64)
-        ops = np.array([-1 if i is None else i for _, i in keys], dtype=np.int64)
+        steps, ops = _key_arrays(keys)
         # the (phase, op) runs of events, in execution order
         per = np.where(ops < 0, n_ops, 1)
         run_op = ranges(np.maximum(ops, 0), per)
@@ -295,8 +294,7 @@ class Mapping:
         op) on the same input channels are the same work with the same counts, so an engine
         can simulate one and copy it: every step of a dense op is alike."""
         ids = self._channel_sets
-        steps = np.array([t for t, _ in keys], dtype=np.int64)
-        ops = np.array([-1 if i is None else i for _, i in keys], dtype=np.int64)
+        steps, ops = _key_arrays(keys)
         codes = ids[np.maximum(ops, 0), steps]
         every = ops < 0  # a phase of every op: the tuple of their channel sets
         if every.any():
@@ -318,10 +316,12 @@ class Mapping:
         busy = n > 0
         op = np.repeat(np.arange(ev_ptr.shape[0]), ev_ptr.shape[1] - 1)
         h = (n * ev_ptr.shape[0] + op).astype(np.uint64)  # (an op's steps without events, too)
+        lo_b, n_b, h_b = lo[busy], n[busy], h[busy]
         with np.errstate(over="ignore"):  # a 64-bit hash: wraps around on purpose
             for k in range(5):
-                at = lo[busy] + (n[busy] - 1) * k // 4
-                h[busy] = h[busy] * np.uint64(0x9E3779B97F4A7C15) + events[at].astype(np.uint64)
+                at = lo_b + (n_b - 1) * k // 4
+                h_b = h_b * np.uint64(0x9E3779B97F4A7C15) + events[at].astype(np.uint64)
+        h[busy] = h_b
         _, first, ids = np.unique(h, return_index=True, return_inverse=True)
         ids = ids.ravel()
         rep = first[ids]
@@ -396,8 +396,7 @@ class Mapping:
         """Static per-op counts of the phases `keys`: [n_ops, (events, deliveries, macs, acs,
         sram_reads)]; they depend on the trace and the placement only, not on timing."""
         table = self._step_counts
-        steps = np.array([t for t, _ in keys], dtype=np.int64)
-        ops = np.array([-1 if i is None else i for _, i in keys], dtype=np.int64)
+        steps, ops = _key_arrays(keys)
         out = table[:, steps[ops < 0]].sum(axis=1)  # phases of every op (layer_pipelined)
         np.add.at(out, ops[ops >= 0], table[ops[ops >= 0], steps[ops >= 0]])
         return out
@@ -435,6 +434,12 @@ def _proportional(total: int, weights) -> np.ndarray:
 
 
 _UPDATES = ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons")
+
+
+def _key_arrays(keys) -> tuple[np.ndarray, np.ndarray]:
+    """Phase keys (step, op or None) as two arrays: steps, and ops with -1 for None."""
+    return (np.array([t for t, _ in keys], dtype=np.int64),
+            np.array([-1 if i is None else i for _, i in keys], dtype=np.int64))
 
 
 def _cat(arrays) -> np.ndarray:
