@@ -1592,43 +1592,41 @@ def run_many(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, ac
 
 
 @njit_inline
+def _add_counters(into, out, p, sy):
+    """Add PE p's counters (scratch row p of ``out``) into ``into`` ([N_COUNTERS + 1]): sums,
+    the queue high-water mark a maximum, and ``sy`` into the last column (``sync``) unless the
+    PE was idle."""
+    keep = into[C_HWM]
+    for c in range(N_COUNTERS):
+        into[c] += out[p, c]
+    v = out[p, C_HWM]
+    into[C_HWM] = keep if keep > v else v
+    if out[p, C_IDLE] == 0:
+        into[N_COUNTERS] += sy
+
+
+@njit_inline
 def _fold(out, n_pe, i, pc, phase_cycles, frows, fstep, slot, same_ptr, same, sync_lat, extra):
     """Fold phase i's cycles ``pc`` and per-PE counters (scratch rows 0..n_pe-1 of ``out``) into
     what a run keeps (``hwsim.runner.fold``, which says it in numpy), for every phase q it stands
-    for (``same[same_ptr[i]:same_ptr[i + 1]]``): q's row, summed over PEs with the queue
-    high-water mark a maximum, plus ``sync`` (the barrier's latency for every PE that is not
-    idle); and the per-PE totals of q's step. Then clear the scratch for the next phase."""
+    for (``same[same_ptr[i]:same_ptr[i + 1]]``): q's cycles and row (summed over PEs) and the
+    per-PE totals of q's step. Then clear the scratch for the next phase."""
     sy = sync_lat + extra[i]
     lo = same_ptr[i]
     hi = same_ptr[i + 1]
     for x in range(lo, hi):
         q = same[x]
-        s = slot[q]
         phase_cycles[q] = pc
         for p in range(n_pe):
-            keep = fstep[s, p, C_HWM]
-            for c in range(N_COUNTERS):
-                fstep[s, p, c] += out[p, c]
-            v = out[p, C_HWM]
-            fstep[s, p, C_HWM] = keep if keep > v else v
-            if out[p, C_IDLE] == 0:
-                fstep[s, p, N_COUNTERS] += sy
-    q0 = same[lo] if lo < hi else -1  # the first one's row, then copied
+            _add_counters(fstep[slot[q], p], out, p, sy)
+    if lo < hi:  # the first copy's row; the others are the same
+        for p in range(n_pe):
+            _add_counters(frows[same[lo]], out, p, sy)
+        for x in range(lo + 1, hi):
+            frows[same[x]] = frows[same[lo]]
     for p in range(n_pe):
-        if q0 >= 0:
-            if out[p, C_IDLE] == 0:
-                frows[q0, N_COUNTERS] += sy
-            v = out[p, C_HWM]
-            if v > frows[q0, C_HWM]:
-                frows[q0, C_HWM] = v
-            out[p, C_HWM] = 0
-            for c in range(N_COUNTERS):
-                frows[q0, c] += out[p, c]
         for c in range(N_COUNTERS):
             out[p, c] = 0
-    for x in range(lo + 1, hi):
-        for c in range(N_COUNTERS + 1):
-            frows[same[x], c] = frows[q0, c]
 
 
 @njit_inline
