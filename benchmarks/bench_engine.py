@@ -18,7 +18,7 @@ import pytest
 from hwsim.arch import load_arch
 from hwsim.engines import fast
 from hwsim.mapping import Mapping
-from hwsim.runner import BATCH_PHASES, _batch_runner, _steps, run
+from hwsim.runner import BATCH_PHASES, _batch_runner, _plan, run
 from hwsim.synth import benchmark_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,11 +58,11 @@ def test_kernel_alone(benchmark, trace, arch):
     simulated (``simulated_deliveries``, the distinct phases')."""
     mapping = Mapping(trace, arch)
     keys = mapping.phase_keys(trace.steps)
-    chunks = [keys[a:a + BATCH_PHASES] for a in range(0, len(keys), BATCH_PHASES)]
+    sims, copy_of = mapping.distinct(keys)
     batches = []
-    for chunk in chunks:
-        distinct, copies = mapping.distinct(chunk)
-        batches.append((mapping.batch(distinct), copies, *_steps(chunk)))
+    for (chunk, copies, steps), _, _ in _plan(sims, copy_of, np.array([t for t, _ in keys]),
+                                              BATCH_PHASES):
+        batches.append((mapping.batch(chunk), copies, *np.unique(steps, return_inverse=True)))
     timing = arch.timing()
 
     def kernel():
@@ -93,11 +93,12 @@ def test_detailed_over_fast_ratio(benchmark, trace, arch):
     timing = arch.timing()
     slot = np.zeros(batch.n_phases, np.int64)  # one step
     t0 = time.perf_counter()
-    slow = _batch_runner(arch, "detailed")(mapping, keys, slot, 1)
+    every = np.arange(batch.n_phases)  # each phase its own copy
+    slow = _batch_runner(arch, "detailed")(mapping, keys, every, slot, 1)
     t_detailed = time.perf_counter() - t0
     benchmark.pedantic(fast.run_batch, args=(batch, timing), kwargs={"validate": False},
                        rounds=5, iterations=1)
-    quick = _batch_runner(arch, "fast")(mapping, keys, slot, 1)
+    quick = _batch_runner(arch, "fast")(mapping, keys, every, slot, 1)
     assert all(np.array_equal(a, b) for a, b in zip(quick, slow))
     t0 = time.perf_counter()
     run(head, arch, engine="detailed", progress=False)

@@ -293,12 +293,17 @@ class Mapping:
         index of its distinct phase. Phases that run the same op (or, layer_pipelined, every
         op) on the same input channels are the same work with the same counts, so an engine
         can simulate one and copy it: every step of a dense op is alike."""
-        ids = self._channel_sets
         steps, ops = _key_arrays(keys)
-        codes = ids[np.maximum(ops, 0), steps]
         every = ops < 0  # a phase of every op: the tuple of their channel sets
+        n_ops = len(self.places)
+        op_of = np.concatenate([ops[~every], np.repeat(np.arange(n_ops), every.sum())])
+        step_of = np.concatenate([steps[~every], np.tile(steps[every], n_ops)])
+        ids = self._channel_sets(op_of, step_of)
+        codes = np.empty(len(keys), np.int64)
+        codes[~every] = ids[:len(ids) - n_ops * every.sum()]
         if every.any():
-            _, shared = np.unique(ids[:, steps[every]].T, axis=0, return_inverse=True)
+            sets = ids[len(codes) - every.sum():].reshape(n_ops, -1)
+            _, shared = np.unique(sets.T, axis=0, return_inverse=True)
             codes[every] = ids.max() + 1 + shared.ravel()
         _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
         order = np.argsort(first)
@@ -306,15 +311,14 @@ class Mapping:
         rank[order] = np.arange(len(order))
         return [keys[j] for j in first[order]], rank[inverse.ravel()]
 
-    @cached_property
-    def _channel_sets(self) -> np.ndarray:
-        """[n_ops, steps]: a number per (op, step) that is the same exactly where the op's input
-        channels at those steps are, in the same order (numbers differ between ops). Candidates
-        share their length and five sampled channels; each is then checked element by element."""
+    def _channel_sets(self, op: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """A number per (op, step) given that is the same exactly where the op's input channels
+        at those steps are, in the same order (numbers differ between ops). Candidates share
+        their length and five sampled channels; each is then checked element by element."""
         ev_ptr, events, _ = self._channels  # an (op, step)'s channels are unique to its op
-        lo, n = ev_ptr[:, :-1].ravel(), np.diff(ev_ptr, axis=1).ravel()
+        lo = ev_ptr[op, step]
+        n = ev_ptr[op, step + 1] - lo
         busy = n > 0
-        op = np.repeat(np.arange(ev_ptr.shape[0]), ev_ptr.shape[1] - 1)
         h = (n * ev_ptr.shape[0] + op).astype(np.uint64)  # (an op's steps without events, too)
         lo_b, n_b, h_b = lo[busy], n[busy], h[busy]
         with np.errstate(over="ignore"):  # a 64-bit hash: wraps around on purpose
@@ -332,7 +336,7 @@ class Mapping:
             seen, base = {}, ids.max() + 1
             for q in differ:
                 ids[q] = base + seen.setdefault(events[lo[q]:lo[q] + n[q]].tobytes(), len(seen))
-        return ids.reshape(ev_ptr.shape[0], -1)
+        return ids
 
     @cached_property
     def _channels(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -345,7 +349,7 @@ class Mapping:
         chan = [_cat([pl.row_lo + base[i] for i, pl in enumerate(self.places)]),
                 _cat([pl.row_n for pl in self.places]),
                 _cat([pl.src_of_channel for pl in self.places])]
-        first = np.cumsum([0] + [len(pl.row_lo) for pl in self.places])
+        first = self._first_channel
         evs = self.trace.events
         start = np.cumsum([0] + [int(ev.indptr[-1]) for ev in evs])
         events = np.concatenate([(ev.index[:ev.indptr[-1]] + first[i]).astype(np.int32)
@@ -353,6 +357,11 @@ class Mapping:
         ev_ptr = np.array([ev.indptr + start[i] for i, ev in enumerate(evs)],
                           dtype=np.int64).reshape(len(evs), self.trace.steps + 1)
         return ev_ptr, events, chan
+
+    @cached_property
+    def _first_channel(self) -> np.ndarray:
+        """Where each op's channels start in the flat channel arrays (and their total, last)."""
+        return np.cumsum([0] + [len(pl.row_lo) for pl in self.places])
 
     @cached_property
     def _op_flits(self) -> np.ndarray:
@@ -371,35 +380,21 @@ class Mapping:
         return [_cat([t[f] for t in tables]) for f in range(5)], off
 
     @cached_property
-    def _step_counts(self) -> np.ndarray:
-        """[n_ops, steps, 5]: each op's static counts at each step (events, deliveries, macs,
-        acs, sram_reads): the channel totals of every event, summed per (op, step)."""
-        ev_ptr, events, chan = self._channels
-        lo, n = chan[0], chan[1]
+    def op_totals(self) -> np.ndarray:
+        """[n_ops, 5]: each op's static counts over the whole trace (events, deliveries, macs,
+        acs, sram_reads): every input channel's totals times its events. They depend on the
+        trace and the placement only, not on timing, so a run takes them from here."""
+        _, _, (lo, n, _) = self._channels
         (_, reads, _, macs, acs), _ = self._pair_tables
         pre = np.zeros((3, len(reads) + 1), np.int64)
         np.cumsum(np.stack([macs, acs, reads]), axis=1, out=pre[:, 1:])
-        per_channel = [n, *(pre[:, lo + n] - pre[:, lo])]  # deliveries, macs, acs, reads
-        out = np.zeros((len(self.places), self.trace.steps, 5), np.int64)
-        for i, ptr in enumerate(ev_ptr):  # op by op, to keep the temporaries small
-            evs = events[ptr[0]:ptr[-1]]
-            ptr = ptr - ptr[0]
-            out[i, :, 0] = np.diff(ptr)  # one packet per event
-            busy = out[i, :, 0] > 0  # reduceat sums from each start to the next
-            for f, col in enumerate(per_channel, start=1):  # one 1-D gather each: faster
-                out[i, busy, f] = np.add.reduceat(col[evs], ptr[:-1][busy])
-            if not self.multicast:  # one packet per destination
-                out[i, :, 0] = out[i, :, 1]
-        return out
-
-    def op_counts(self, keys: list[tuple[int, int | None]]) -> np.ndarray:
-        """Static per-op counts of the phases `keys`: [n_ops, (events, deliveries, macs, acs,
-        sram_reads)]; they depend on the trace and the placement only, not on timing."""
-        table = self._step_counts
-        steps, ops = _key_arrays(keys)
-        out = table[:, steps[ops < 0]].sum(axis=1)  # phases of every op (layer_pipelined)
-        np.add.at(out, ops[ops >= 0], table[ops[ops >= 0], steps[ops >= 0]])
-        return out
+        per_event = np.stack([np.ones_like(n), n, *(pre[:, lo + n] - pre[:, lo])])
+        weighted = per_event * _cat(self.channel_events)  # [5, channels of every op]
+        first = self._first_channel
+        out = np.stack([weighted[:, a:b].sum(axis=1) for a, b in zip(first[:-1], first[1:])])
+        if not self.multicast:  # one packet per destination
+            out[:, 0] = out[:, 1]
+        return out.reshape(len(self.places), 5)
 
     def _update_table(self, field: str) -> np.ndarray:
         """Per-op update arrays stacked [n_ops + 1, ...], the last row for all ops together."""

@@ -58,8 +58,9 @@ class Result:
         ph["energy_pj"] = sum(e_ph.values())
 
         pe_cycles = np.full(n_pe, cycles.sum())
-        e_pe = energy_pj(acc.pe, pe_cycles, 1, arch)
-        pes = pd.DataFrame(acc.pe, columns=RUN_COUNTERS)
+        pe = acc.pe
+        e_pe = energy_pj(pe, pe_cycles, 1, arch)
+        pes = pd.DataFrame(pe, columns=RUN_COUNTERS)
         pes.insert(0, "pe", np.arange(n_pe))
         pes.insert(1, "row", np.arange(n_pe) // arch.get("chip.mesh_cols"))
         pes.insert(2, "col", np.arange(n_pe) % arch.get("chip.mesh_cols"))
@@ -79,14 +80,15 @@ class Result:
             "kind": [o.kind for o in trace.ops],
         })
         for j, name in enumerate(("events", "deliveries", "macs", "acs", "sram_reads")):
-            ops[name] = acc.op[:, j]
+            ops[name] = mapping.op_totals[:, j]
         if mapping.mode == "op_by_op":
-            ops["cycles"] = acc.op_cycles
+            op_phase, op_cycles = acc.op_phase, acc.op_cycles
+            ops["cycles"] = op_cycles
             for name in ("compute", "sram_conflict", "noc_wait", "backpressure", "barrier",
                          "sync", "idle", "flit_hops", "sram_writes", "neuron_updates"):
-                ops[name] = acc.op_phase[:, R[name]]
+                ops[name] = op_phase[:, R[name]]
             _add_imbalance(ops)
-            ops["energy_pj"] = sum(energy_pj(acc.op_phase, acc.op_cycles, n_pe, arch).values())
+            ops["energy_pj"] = sum(energy_pj(op_phase, op_cycles, n_pe, arch).values())
         # in layer_pipelined mode ops share phases: their cycles are not separable
 
         total = rows.sum(axis=0) if len(rows) else np.zeros(len(RUN_COUNTERS), np.int64)

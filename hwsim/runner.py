@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import simpy
@@ -30,13 +31,13 @@ R = {name: i for i, name in enumerate(RUN_COUNTERS)}
 from .trace import Trace
 
 ENGINES = ("fast", "detailed")
-# per-op static counts gathered from the phases' (packet, destination) arrays
-OP_COUNTS = ("events", "deliveries", "macs", "acs", "sram_reads")
 
 
 @dataclass
 class Accumulator:
-    """Everything a run keeps: per-phase rows and per-PE, per-step and per-op totals.
+    """Everything a run keeps: each phase's cycles and row (counters summed over PEs), and
+    per-step per-PE totals; the per-PE and per-op totals follow from them. (The static per-op
+    counts are the mapping's: ``Mapping.op_totals``.)
 
     Holding sums instead of every phase's per-PE matrix keeps a full utterance in a few MB.
     """
@@ -44,68 +45,63 @@ class Accumulator:
     n_pe: int
     n_ops: int
     steps: int
-    keys: list = field(default_factory=list)  # (step, op or None) per phase
-    cycles: list = field(default_factory=list)  # arrays of phase cycles, one per batch
-    rows: list = field(default_factory=list)  # arrays [n, N]: counters summed over PEs
-    pe: np.ndarray = None  # [n_pe, N] over all phases (hwm: max)
-    step_pe: np.ndarray = None  # [steps, n_pe, N] (hwm: max)
-    op: np.ndarray = None  # [n_ops, len(OP_COUNTS)]
-    op_phase: np.ndarray = None  # [n_ops, N]: counters of the op's own phases (op_by_op only)
-    op_cycles: np.ndarray = None  # [n_ops]
+    keys: list  # (step, op or None) per phase, in execution order
 
     def __post_init__(self):
-        z = np.zeros
-        self.pe = z((self.n_pe, len(RUN_COUNTERS)), np.int64)
-        self.step_pe = z((self.steps, self.n_pe, len(RUN_COUNTERS)), np.int64)
-        self.op = z((self.n_ops, len(OP_COUNTS)), np.int64)
-        self.op_phase = z((self.n_ops, len(RUN_COUNTERS)), np.int64)
-        self.op_cycles = z(self.n_ops, np.int64)
+        n, N = len(self.keys), len(RUN_COUNTERS)
+        self.phase_cycles = np.zeros(n, np.int64)
+        self.phase_rows = np.zeros((n, N), np.int64)
+        self.step_pe = np.zeros((self.steps, self.n_pe, N), np.int64)  # (hwm: max)
 
-    def add(self, keys, steps: np.ndarray, cycles: np.ndarray, rows: np.ndarray,
-            step_rows: np.ndarray, op_counts: np.ndarray):
-        """Take in a batch's results, folded (:func:`fold`): its distinct steps (:func:`_steps`),
-        cycles [n], rows [n, N] and the per-PE totals of its steps [len(steps), n_pe, N], and
-        the batch's static per-op counts [n_ops, len(OP_COUNTS)] (Mapping.op_counts)."""
+    def add(self, phases: np.ndarray, steps: np.ndarray, cycles: np.ndarray, rows: np.ndarray,
+            step_rows: np.ndarray):
+        """Take in a batch's results, folded (:func:`fold`): the phases they are for (indices
+        into ``keys``), their steps' indices (distinct), each phase's cycles and row, and the
+        per-PE totals of the batch's phases in each of those steps [len(steps), n_pe, N]."""
+        self.phase_cycles[phases] = cycles
+        self.phase_rows[phases] = rows
         hwm = R["queue_hwm"]
-        self.keys += list(keys)
-        self.cycles.append(np.asarray(cycles, dtype=np.int64))
-        self.rows.append(rows)
-        block = self.step_pe[steps]  # distinct steps: one block each
-        self._sum(block, step_rows, step_rows[..., hwm])
+        block = self.step_pe[steps]
+        peak = np.maximum(block[..., hwm], step_rows[..., hwm])
+        block += step_rows
+        block[..., hwm] = peak
         self.step_pe[steps] = block
-        self._sum(self.pe, step_rows.sum(axis=0), step_rows[:, :, hwm].max(axis=0, initial=0))
-        self.op += op_counts
-        ops = np.array([-1 if k[1] is None else k[1] for k in keys], dtype=np.int64)
+
+    @property
+    def pe(self) -> np.ndarray:
+        """[n_pe, N]: every PE's counters over the run (hwm: max)."""
+        return _totals(self.step_pe, axis=0)
+
+    @cached_property
+    def _op_index(self) -> np.ndarray:
+        return np.array([-1 if k[1] is None else k[1] for k in self.keys], dtype=np.int64)
+
+    @property
+    def op_phase(self) -> np.ndarray:
+        """[n_ops, N]: the counters of each op's own phases (op_by_op; hwm: max)."""
+        ops = self._op_index
         mine = ops >= 0
-        if mine.any():
-            keep = self.op_phase[:, hwm].copy()
-            np.add.at(self.op_phase, ops[mine], rows[mine])
-            self.op_phase[:, hwm] = keep
-            np.maximum.at(self.op_phase[:, hwm], ops[mine], rows[mine, hwm])
-            np.add.at(self.op_cycles, ops[mine], self.cycles[-1][mine])
-
-    @staticmethod
-    def _sum(into: np.ndarray, total: np.ndarray, peak):
-        """Add counters, keeping the queue high-water mark a maximum."""
+        out = np.zeros((self.n_ops, len(RUN_COUNTERS)), np.int64)
+        np.add.at(out, ops[mine], self.phase_rows[mine])
         hwm = R["queue_hwm"]
-        keep = into[..., hwm].copy()
-        into += total
-        into[..., hwm] = np.maximum(keep, peak)
+        out[:, hwm] = 0
+        np.maximum.at(out[:, hwm], ops[mine], self.phase_rows[mine, hwm])
+        return out
 
     @property
-    def phase_cycles(self) -> np.ndarray:
-        return np.concatenate(self.cycles) if self.cycles else np.zeros(0, np.int64)
-
-    @property
-    def phase_rows(self) -> np.ndarray:
-        return (np.concatenate(self.rows) if self.rows
-                else np.zeros((0, len(RUN_COUNTERS)), np.int64))
+    def op_cycles(self) -> np.ndarray:
+        ops = self._op_index
+        out = np.zeros(self.n_ops, np.int64)
+        np.add.at(out, ops[ops >= 0], self.phase_cycles[ops >= 0])
+        return out
 
 
-def _steps(keys) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct steps of a batch's phases (in execution order, so nondecreasing) and each
-    phase's index among them."""
-    return np.unique(np.array([k[0] for k in keys], dtype=np.int64), return_inverse=True)
+def _totals(counters: np.ndarray, axis: int) -> np.ndarray:
+    """Counters summed over `axis`, the queue high-water mark a maximum."""
+    hwm = R["queue_hwm"]
+    out = counters.sum(axis=axis)
+    out[..., hwm] = counters[..., hwm].max(axis=axis, initial=0)
+    return out
 
 
 def fold(counters: np.ndarray, extra_barrier: np.ndarray, slot: np.ndarray, n_slots: int,
@@ -119,8 +115,7 @@ def fold(counters: np.ndarray, extra_barrier: np.ndarray, slot: np.ndarray, n_sl
     hwm = R["queue_hwm"]
     sync = (counters[:, :, R["idle"]] == 0) * (barrier_latency + extra_barrier)[:, None]
     rows = np.empty((n, len(RUN_COUNTERS)), np.int64)
-    rows[:, :-1] = counters.sum(axis=1)
-    rows[:, hwm] = counters[:, :, hwm].max(axis=1, initial=0)
+    rows[:, :-1] = _totals(counters, axis=1)
     rows[:, -1] = sync.sum(axis=1)
     per_step = np.zeros((n_slots, n_pe, len(RUN_COUNTERS)), np.int64)
     np.add.at(per_step[..., :-1], slot, counters)
@@ -147,7 +142,7 @@ def resolve_engine(arch, engine: str) -> tuple[str, list[str]]:
     return engine, notes
 
 
-# Phases per batch: big enough to amortise a kernel call, small enough to bound memory.
+# Simulated phases per batch: big enough to amortise a kernel call, small enough to bound memory.
 BATCH_PHASES = 2048
 
 
@@ -156,42 +151,42 @@ class _Worker:
 
     def __init__(self, trace: Trace, arch, engine: str):
         self.mapping = Mapping(trace, arch)
-        self.acc_args = (self.mapping.n_pe, len(trace.ops), trace.steps)
         self.run_batch = _batch_runner(arch, engine)
 
-    def __call__(self, keys) -> tuple:
+    def __call__(self, job) -> tuple:
         """A batch's results, folded (small enough to send back from a worker process): the
-        arguments of :meth:`Accumulator.add`."""
-        steps, slot = _steps(keys)
-        return (keys, steps, *self.run_batch(self.mapping, keys, slot, len(steps)),
-                self.mapping.op_counts(keys))
+        arguments of :meth:`Accumulator.add` after the first. ``job``: the phases to simulate
+        (keys), and for each phase that they stand for, its copy (an index into them) and step."""
+        keys, copies, steps = job
+        steps, slot = np.unique(steps, return_inverse=True)
+        return steps, *self.run_batch(self.mapping, keys, copies, slot.ravel(), len(steps))
 
 
 def _batch_runner(arch, engine: str):
-    """A function (mapping, keys, slot, n_slots) -> (cycles [n], rows, step totals)
-    (:func:`fold`) for the chosen engine."""
+    """A function (mapping, keys, copies, slot, n_slots) -> (cycles [m], rows, step totals)
+    (:func:`fold`) of the m phases that copy the phases `keys` (``fast.run_batch_folded``)."""
     mod = engine_module(engine)
     timing = arch.timing()
     if engine == "detailed":
         pe = (registry.get(arch.get("pe.component")), arch.get("pe.component_params"))
 
-        def run_detailed(mapping, keys, slot, n_slots):
+        def run_detailed(mapping, keys, copies, slot, n_slots):
             batch = mapping.batch(keys)
             res = [mod.run_phase(batch.phase(i), timing, components={"pe": pe})
                    for i in range(batch.n_phases)]
             counters = np.stack([r.pe for r in res]) if res else np.zeros(
                 (0, timing.n_pe, N_COUNTERS), np.int64)
-            return (np.array([r.cycles for r in res], dtype=np.int64),
-                    *fold(counters, batch.extra_barrier, slot, n_slots, timing.barrier_latency))
+            return (np.array([r.cycles for r in res], dtype=np.int64)[copies],
+                    *fold(counters[copies], batch.extra_barrier[copies], slot, n_slots,
+                          timing.barrier_latency))
 
         return run_detailed
-    def run_fast(mapping, keys, slot, n_slots):
-        """Identical phases (a dense op's steps) are simulated once and copied. The mapping's
-        batches are well formed by construction (tests/test_mapping.py); checking them again
-        would cost a third of the kernel's time."""
-        distinct, copies = mapping.distinct(keys)
-        return mod.run_batch_folded(mapping.batch(distinct), timing, slot, n_slots,
-                                    copies=copies, validate=False)
+
+    def run_fast(mapping, keys, copies, slot, n_slots):
+        """The mapping's batches are well formed by construction (tests/test_mapping.py);
+        checking them again would cost a third of the kernel's time."""
+        return mod.run_batch_folded(mapping.batch(keys), timing, slot, n_slots, copies=copies,
+                                    validate=False)
 
     return run_fast
 
@@ -204,8 +199,8 @@ def _init_worker(trace, arch, engine):
     _worker = _Worker(trace, arch, engine)
 
 
-def _work(keys) -> tuple:
-    return _worker(keys)
+def _work(job) -> tuple:
+    return _worker(job)
 
 
 def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, jobs: int = 1,
@@ -223,36 +218,60 @@ def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, j
     worker = _Worker(trace, arch, engine)  # validates the placement before any work starts
     mapping = worker.mapping
     keys = mapping.phase_keys(trace.steps)
+    if engine == "fast":  # identical phases (a dense op's steps) are simulated once and copied
+        sims, copy_of = mapping.distinct(keys)
+    else:  # the detailed engine is the oracle: it simulates every phase
+        sims, copy_of = keys, np.arange(len(keys))
     size = BATCH_PHASES if engine == "fast" else 1
     if jobs > 1:  # at least a few batches per worker and smaller ones, so that the workers
         # finish together (measured on the benchmark with 2 threads: 1024 phases beat 2048)
-        size = max(1, min(size // 2, -(-len(keys) // (4 * jobs))))
-    batches = [keys[a:a + size] for a in range(0, len(keys), size)]
-    acc = Accumulator(*worker.acc_args)
+        size = max(1, min(size // 2, -(-len(sims) // (4 * jobs))))
+    plan = _plan(sims, copy_of, np.array([t for t, _ in keys], dtype=np.int64), size)
+    acc = Accumulator(mapping.n_pe, len(trace.ops), trace.steps, keys)
     bar = tqdm(total=len(keys), desc=f"{engine} engine", unit="phase", delay=2.0,
                disable=None if progress else True, leave=False)  # None: off when not a TTY
     pool = None
-    if jobs <= 1 or len(batches) < 2:
-        parts = map(worker, batches)
+    work = [job for job, _, _ in plan]
+    if jobs <= 1 or len(plan) < 2:
+        parts = map(worker, work)
     elif engine == "fast" and engine_module(engine).BACKEND == "numba":
         pool = ThreadPoolExecutor(max_workers=jobs)
-        parts = pool.map(worker, batches)
+        parts = pool.map(worker, work)
     else:
         pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                                    initargs=(trace, arch, engine))
-        parts = pool.map(_work, batches)
+        parts = pool.map(_work, work)
     controller = _Controller()
+    done = 0
     try:
-        for part, chunk in zip(parts, batches):
-            acc.add(*part)
-            controller.run(part[2])  # while the pool computes the next batches
-            bar.update(len(chunk))
+        for part, (_, phases, known) in zip(parts, plan):
+            acc.add(phases, *part)
+            controller.run(acc.phase_cycles[done:known])  # while the pool computes the next
+            done = known
+            bar.update(len(phases))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         bar.close()
     return Result.from_run(trace, arch, mapping, acc, controller.starts, engine=engine, notes=notes,
                            wall_s=time.perf_counter() - t0)
+
+
+def _plan(sims: list, copy_of: np.ndarray, steps: np.ndarray, size: int) -> list[tuple]:
+    """Batches of at most `size` simulated phases, in order, each as (the job for a worker,
+    the phases that it stands for, how many phases from the start are known once it is done).
+    ``sims`` is in order of first appearance: simulated phase d first appears as phase
+    ``first[d]``, increasing in d, so once the batches up to d are done, every phase before
+    ``first[d + 1]`` is known, and the controller may run them."""
+    order = np.argsort(copy_of, kind="stable")  # grouped by simulated phase, in phase order
+    start = np.searchsorted(copy_of[order], np.arange(len(sims) + 1))
+    first = np.append(order[start[:-1]], len(copy_of))
+    plan = []
+    for a in range(0, len(sims), size):
+        b = min(a + size, len(sims))
+        phases = order[start[a]:start[b]]
+        plan.append(((sims[a:b], copy_of[phases] - a, steps[phases]), phases, int(first[b])))
+    return plan
 
 
 class _Controller:

@@ -37,7 +37,7 @@ def test_ops_equal_analytical_count(arch, variant, mode, multicast, strategy):
     m = Mapping(trace, a)
     ops = np.zeros(len(trace.ops), np.int64)
     spikes = np.zeros(len(trace.ops), np.int64)
-    counts = np.zeros((len(trace.ops), 5), np.int64)  # Mapping.op_counts, from the pairs
+    counts = np.zeros((len(trace.ops), 5), np.int64)  # Mapping.op_totals, from the pairs
     for _, ph in m.phases(trace.steps):
         op_j = np.repeat(ph.op_of, np.diff(ph.dst_ptr))
         ops += np.bincount(op_j, weights=ph.macs + ph.acs, minlength=len(ops)).astype(np.int64)
@@ -45,7 +45,7 @@ def test_ops_equal_analytical_count(arch, variant, mode, multicast, strategy):
         np.add.at(counts, ph.op_of, [1, 0, 0, 0, 0])
         for col, per_pair in enumerate((np.ones_like(ph.dst), ph.macs, ph.acs, ph.reads), 1):
             np.add.at(counts[:, col], op_j, per_pair)
-    assert np.array_equal(m.op_counts(m.phase_keys(trace.steps)), counts)
+    assert np.array_equal(m.op_totals, counts)
     for i, op in enumerate(trace.ops):
         n = int(np.diff(trace.events[i].indptr).sum())
         assert ops[i] == analytical_ops(op, n), op.name
