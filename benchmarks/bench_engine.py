@@ -17,8 +17,8 @@ import pytest
 
 from hwsim.arch import load_arch
 from hwsim.engines import fast
-from hwsim.mapping import Mapping
-from hwsim.runner import BATCH_PHASES, _batch_runner, _plan, run
+from hwsim.mapping import Mapping, key_arrays
+from hwsim.runner import _batch_runner, _bounds, _plan, run
 from hwsim.synth import benchmark_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +60,8 @@ def test_kernel_alone(benchmark, trace, arch):
     keys = mapping.phase_keys(trace.steps)
     sims, copy_of = mapping.distinct(keys)
     batches = []
-    for (chunk, copies, steps), _, _ in _plan(sims, copy_of, np.array([t for t, _ in keys]),
-                                              BATCH_PHASES):
+    for (chunk, copies, steps), _, _ in _plan(sims, copy_of, key_arrays(keys)[0],
+                                              _bounds(len(sims), "fast", 1)):
         batches.append((mapping.batch(chunk), copies, *np.unique(steps, return_inverse=True)))
     timing = arch.timing()
 

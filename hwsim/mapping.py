@@ -260,7 +260,7 @@ class Mapping:
         """
         n_ops = len(self.trace.ops)
         ev_ptr, events, chan = self._channels
-        steps, ops = _key_arrays(keys)
+        steps, ops = key_arrays(keys)
         # the (phase, op) runs of events, in execution order
         per = np.where(ops < 0, n_ops, 1)
         run_op = ranges(np.maximum(ops, 0), per)
@@ -293,7 +293,7 @@ class Mapping:
         index of its distinct phase. Phases that run the same op (or, layer_pipelined, every
         op) on the same input channels are the same work with the same counts, so an engine
         can simulate one and copy it: every step of a dense op is alike."""
-        steps, ops = _key_arrays(keys)
+        steps, ops = key_arrays(keys)
         every = ops < 0  # a phase of every op: the tuple of their channel sets
         n_ops = len(self.places)
         op_of = np.concatenate([ops[~every], np.repeat(np.arange(n_ops), every.sum())])
@@ -352,8 +352,10 @@ class Mapping:
         first = self._first_channel
         evs = self.trace.events
         start = np.cumsum([0] + [int(ev.indptr[-1]) for ev in evs])
-        events = np.concatenate([(ev.index[:ev.indptr[-1]] + first[i]).astype(np.int32)
-                                 for i, ev in enumerate(evs)] + [np.zeros(0, np.int32)])
+        events = np.empty(start[-1], np.int32)
+        for i, ev in enumerate(evs):  # one pass per op, written in place
+            np.add(ev.index[:ev.indptr[-1]], first[i], out=events[start[i]:start[i + 1]],
+                   casting="unsafe")
         ev_ptr = np.array([ev.indptr + start[i] for i, ev in enumerate(evs)],
                           dtype=np.int64).reshape(len(evs), self.trace.steps + 1)
         return ev_ptr, events, chan
@@ -431,7 +433,7 @@ def _proportional(total: int, weights) -> np.ndarray:
 _UPDATES = ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons")
 
 
-def _key_arrays(keys) -> tuple[np.ndarray, np.ndarray]:
+def key_arrays(keys) -> tuple[np.ndarray, np.ndarray]:
     """Phase keys (step, op or None) as two arrays: steps, and ops with -1 for None."""
     return (np.array([t for t, _ in keys], dtype=np.int64),
             np.array([-1 if i is None else i for _, i in keys], dtype=np.int64))

@@ -49,8 +49,9 @@ class Result:
         cycles, rows = acc.phase_cycles, acc.phase_rows
 
         ph = pd.DataFrame(rows, columns=RUN_COUNTERS)
-        ph.insert(0, "step", [k[0] for k in acc.keys])
-        ph.insert(1, "op", [trace.ops[k[1]].name if k[1] is not None else "*" for k in acc.keys])
+        ph.insert(0, "step", acc.step_of)
+        names = np.array([o.name for o in trace.ops] + ["*"], dtype=object)  # -1: every op
+        ph.insert(1, "op", names[acc.op_of])
         ph.insert(2, "start_cycle", starts)
         ph.insert(3, "cycles", cycles)
         _add_imbalance(ph)

@@ -13,7 +13,6 @@ import importlib
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import simpy
@@ -21,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .components import registry
 from .errors import InputError
-from .mapping import Mapping
+from .mapping import Mapping, key_arrays
 from .phase import COUNTERS, N_COUNTERS
 
 # What a run accumulates: the engines' counters plus `sync`, the part of each PE's barrier wait
@@ -49,6 +48,7 @@ class Accumulator:
 
     def __post_init__(self):
         n, N = len(self.keys), len(RUN_COUNTERS)
+        self.step_of, self.op_of = key_arrays(self.keys)  # op -1: every op (layer_pipelined)
         self.phase_cycles = np.zeros(n, np.int64)
         self.phase_rows = np.zeros((n, N), np.int64)
         self.step_pe = np.zeros((self.steps, self.n_pe, N), np.int64)  # (hwm: max)
@@ -72,14 +72,10 @@ class Accumulator:
         """[n_pe, N]: every PE's counters over the run (hwm: max)."""
         return _totals(self.step_pe, axis=0)
 
-    @cached_property
-    def _op_index(self) -> np.ndarray:
-        return np.array([-1 if k[1] is None else k[1] for k in self.keys], dtype=np.int64)
-
     @property
     def op_phase(self) -> np.ndarray:
         """[n_ops, N]: the counters of each op's own phases (op_by_op; hwm: max)."""
-        ops = self._op_index
+        ops = self.op_of
         mine = ops >= 0
         out = np.zeros((self.n_ops, len(RUN_COUNTERS)), np.int64)
         np.add.at(out, ops[mine], self.phase_rows[mine])
@@ -90,7 +86,7 @@ class Accumulator:
 
     @property
     def op_cycles(self) -> np.ndarray:
-        ops = self._op_index
+        ops = self.op_of
         out = np.zeros(self.n_ops, np.int64)
         np.add.at(out, ops[ops >= 0], self.phase_cycles[ops >= 0])
         return out
@@ -222,12 +218,8 @@ def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, j
         sims, copy_of = mapping.distinct(keys)
     else:  # the detailed engine is the oracle: it simulates every phase
         sims, copy_of = keys, np.arange(len(keys))
-    size = BATCH_PHASES if engine == "fast" else 1
-    if jobs > 1:  # at least a few batches per worker and smaller ones, so that the workers
-        # finish together (measured on the benchmark with 2 threads: 1024 phases beat 2048)
-        size = max(1, min(size // 2, -(-len(sims) // (4 * jobs))))
-    plan = _plan(sims, copy_of, np.array([t for t, _ in keys], dtype=np.int64), size)
     acc = Accumulator(mapping.n_pe, len(trace.ops), trace.steps, keys)
+    plan = _plan(sims, copy_of, acc.step_of, _bounds(len(sims), engine, jobs))
     bar = tqdm(total=len(keys), desc=f"{engine} engine", unit="phase", delay=2.0,
                disable=None if progress else True, leave=False)  # None: off when not a TTY
     pool = None
@@ -257,18 +249,34 @@ def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, j
                            wall_s=time.perf_counter() - t0)
 
 
-def _plan(sims: list, copy_of: np.ndarray, steps: np.ndarray, size: int) -> list[tuple]:
-    """Batches of at most `size` simulated phases, in order, each as (the job for a worker,
-    the phases that it stands for, how many phases from the start are known once it is done).
-    ``sims`` is in order of first appearance: simulated phase d first appears as phase
-    ``first[d]``, increasing in d, so once the batches up to d are done, every phase before
-    ``first[d + 1]`` is known, and the controller may run them."""
+def _bounds(n: int, engine: str, jobs: int) -> list[int]:
+    """Where the batches of n simulated phases start, and n: one phase each for the detailed
+    engine, BATCH_PHASES each for the fast engine in one process; with `jobs` workers, a
+    1/(4 jobs) share of the phases still to hand out, 128 to BATCH_PHASES / 2 of them (guided
+    scheduling: several batches per worker, the last ones small, so that the workers finish
+    together; measured on the benchmark with two threads against 1024 or 512 each)."""
+    if engine != "fast":
+        return list(range(n + 1))
+    bounds = [0]
+    while bounds[-1] < n:
+        left = n - bounds[-1]
+        size = BATCH_PHASES if jobs <= 1 else min(max(128, -(-left // (4 * jobs))),
+                                                  BATCH_PHASES // 2)
+        bounds.append(min(n, bounds[-1] + size))
+    return bounds
+
+
+def _plan(sims: list, copy_of: np.ndarray, steps: np.ndarray, bounds: list[int]) -> list[tuple]:
+    """The batches of simulated phases ``sims[bounds[i]:bounds[i + 1]]``, in order, each as (the
+    job for a worker, the phases that it stands for, how many phases from the start are known
+    once it is done). ``sims`` is in order of first appearance: simulated phase d first appears
+    as phase ``first[d]``, increasing in d, so once the batches up to d are done, every phase
+    before ``first[d + 1]`` is known, and the controller may run them."""
     order = np.argsort(copy_of, kind="stable")  # grouped by simulated phase, in phase order
     start = np.searchsorted(copy_of[order], np.arange(len(sims) + 1))
     first = np.append(order[start[:-1]], len(copy_of))
     plan = []
-    for a in range(0, len(sims), size):
-        b = min(a + size, len(sims))
+    for a, b in zip(bounds[:-1], bounds[1:]):
         phases = order[start[a]:start[b]]
         plan.append(((sims[a:b], copy_of[phases] - a, steps[phases]), phases, int(first[b])))
     return plan

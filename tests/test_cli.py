@@ -96,6 +96,20 @@ def test_jobs_give_identical_tables(trace_file, engine):
     assert one.phases["start_cycle"].is_monotonic_increasing
 
 
+@pytest.mark.parametrize("engine", ["fast", "detailed"])
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+@pytest.mark.parametrize("n", [0, 1, 127, 2049, 20000])
+def test_batches_hand_out_every_phase_once(n, jobs, engine):
+    from hwsim.runner import BATCH_PHASES, _bounds
+
+    bounds = _bounds(n, engine, jobs)
+    sizes = np.diff(bounds)
+    assert bounds[0] == 0 and bounds[-1] == n and (sizes > 0).all()
+    assert sizes.max(initial=0) <= (1 if engine == "detailed" else BATCH_PHASES)
+    if engine == "fast" and jobs > 1 and n > 128 * 4 * jobs:  # several each, the last small
+        assert len(sizes) >= 4 * jobs and (np.diff(sizes) <= 0).all() and sizes[-1] < sizes[0]
+
+
 def test_fast_and_detailed_tables_agree(trace_file, monkeypatch):
     """Every table of a run, through the runner (the fast engine simulates identical phases
     once and copies them; the detailed engine simulates every phase). In batches of three
