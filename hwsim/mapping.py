@@ -67,9 +67,6 @@ class Mapping:
         self.n_pe = arch.n_pe
         self.multicast = bool(arch.get("noc.multicast"))
         self.strategy = arch.get("mapping.strategy")
-        # events per input channel over the whole trace: what the balanced strategy weighs
-        self.channel_events = [np.bincount(ev.index, minlength=op.in_width)
-                               for op, ev in zip(trace.ops, trace.events)]
         self.groups = self._groups()
         self.places: list[OpPlacement] = []
         index = {op.name: i for i, op in enumerate(trace.ops)}
@@ -117,6 +114,13 @@ class Mapping:
         if op.kind == "scan":
             return owned * -(-2 * int(op.params["d_state"]) // a.get("pe.mac_lanes"))
         return owned * a.get("pe.neuron_update_cycles")
+
+    @cached_property
+    def channel_events(self) -> list[np.ndarray]:
+        """Events per input channel of each op over the whole trace: what the balanced
+        strategy weighs."""
+        return [np.bincount(ev.index, minlength=op.in_width)
+                for op, ev in zip(self.trace.ops, self.trace.events)]
 
     def _op_work(self, i: int) -> float:
         """Cycles op i would keep one PE busy for, over the whole trace."""
@@ -330,7 +334,8 @@ class Mapping:
         ids = ids.ravel()
         rep = first[ids]
         dup = np.flatnonzero((rep != np.arange(len(lo))) & busy)
-        same = events[ranges(lo[dup], n[dup])] == events[ranges(lo[rep[dup]], n[dup])]
+        at = ranges(lo[dup], n[dup])
+        same = events[at] == events[at + np.repeat(lo[rep[dup]] - lo[dup], n[dup])]
         if len(dup):  # candidates unlike their first: numbered by their exact channels
             differ = dup[~np.logical_and.reduceat(same, np.cumsum(n[dup]) - n[dup])].tolist()
             seen, base = {}, ids.max() + 1
@@ -386,13 +391,13 @@ class Mapping:
         """[n_ops, 5]: each op's static counts over the whole trace (events, deliveries, macs,
         acs, sram_reads): every input channel's totals times its events. They depend on the
         trace and the placement only, not on timing, so a run takes them from here."""
-        _, _, (lo, n, _) = self._channels
+        _, events, (lo, n, _) = self._channels
         (_, reads, _, macs, acs), _ = self._pair_tables
         pre = np.zeros((3, len(reads) + 1), np.int64)
         np.cumsum(np.stack([macs, acs, reads]), axis=1, out=pre[:, 1:])
         per_event = np.stack([np.ones_like(n), n, *(pre[:, lo + n] - pre[:, lo])])
-        weighted = per_event * _cat(self.channel_events)  # [5, channels of every op]
         first = self._first_channel
+        weighted = per_event * np.bincount(events, minlength=first[-1])  # [5, every channel]
         out = np.stack([weighted[:, a:b].sum(axis=1) for a, b in zip(first[:-1], first[1:])])
         if not self.multicast:  # one packet per destination
             out[:, 0] = out[:, 1]
