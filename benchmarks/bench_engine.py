@@ -17,7 +17,7 @@ import pytest
 
 from hwsim.arch import load_arch
 from hwsim.engines import fast
-from hwsim.mapping import Mapping, key_arrays
+from hwsim.mapping import Mapping
 from hwsim.runner import _batch_runner, _bounds, _plan, run
 from hwsim.synth import benchmark_trace
 
@@ -57,10 +57,10 @@ def test_kernel_alone(benchmark, trace, arch):
     of a run (mapping, result tables, SimPy) adds to it. ``ns_per_delivery`` is per delivery
     simulated (``simulated_deliveries``, the distinct phases')."""
     mapping = Mapping(trace, arch)
-    keys = mapping.phase_keys(trace.steps)
+    keys = mapping.phase_key_arrays(trace.steps)
     sims, copy_of = mapping.distinct(keys)
     batches = []
-    for (chunk, copies, steps), _, _ in _plan(sims, copy_of, key_arrays(keys)[0],
+    for (chunk, copies, steps), _, _ in _plan(sims, copy_of, keys.step,
                                               _bounds(len(sims), "fast", 1)):
         batches.append((mapping.batch(chunk), copies, *np.unique(steps, return_inverse=True)))
     timing = arch.timing()

@@ -250,9 +250,14 @@ class Mapping:
 
     def phase_keys(self, steps: int) -> list[tuple[int, int | None]]:
         """(step, op) for op_by_op, (step, None) for layer_pipelined, in execution order."""
+        return list(self.phase_key_arrays(steps))
+
+    def phase_key_arrays(self, steps: int) -> PhaseKeys:
+        """The phases of :meth:`phase_keys` as arrays."""
+        n_ops = len(self.trace.ops)
         if self.mode == "op_by_op":
-            return [(t, i) for t in range(steps) for i in range(len(self.trace.ops))]
-        return [(t, None) for t in range(steps)]
+            return PhaseKeys(np.repeat(np.arange(steps), n_ops), np.tile(np.arange(n_ops), steps))
+        return PhaseKeys(np.arange(steps), np.full(steps, -1))
 
     def batch(self, keys: list[tuple[int, int | None]]) -> PhaseBatch:
         """The phases of `keys` as one compact PhaseBatch, built with whole-array numpy
@@ -270,7 +275,7 @@ class Mapping:
         run_op = ranges(np.maximum(ops, 0), per)
         run_step = np.repeat(steps, per)
         lo, hi = ev_ptr[run_op, run_step], ev_ptr[run_op, run_step + 1]
-        phase_of = np.repeat(np.repeat(np.arange(len(keys)), per), hi - lo)
+        phase_of = np.repeat(np.repeat(np.arange(len(steps)), per), hi - lo)
         columns = events[ranges(lo, hi - lo)]
         pair_lo, counts, src = (c[columns] for c in chan)  # one gather per column: faster
         op_of = np.repeat(run_op, hi - lo)  # the op and its flits are the run's
@@ -280,7 +285,7 @@ class Mapping:
             phase_of, src, flits, op_of = (np.repeat(x, counts)
                                            for x in (phase_of, src, flits, op_of))
             counts = np.ones_like(pair_lo)
-        k_off = np.searchsorted(phase_of, np.arange(len(keys) + 1)).astype(np.int64)
+        k_off = np.searchsorted(phase_of, np.arange(len(steps) + 1)).astype(np.int64)
 
         # update work per phase: one op's, or (index n_ops) the sum over all ops
         row = np.where(ops < 0, n_ops, ops)
@@ -313,6 +318,8 @@ class Mapping:
         order = np.argsort(first)
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
+        if isinstance(keys, PhaseKeys):
+            return keys[first[order]], rank[inverse.ravel()]
         return [keys[j] for j in first[order]], rank[inverse.ravel()]
 
     def _channel_sets(self, op: np.ndarray, step: np.ndarray) -> np.ndarray:
@@ -438,8 +445,33 @@ def _proportional(total: int, weights) -> np.ndarray:
 _UPDATES = ("upd_reads", "upd_writes", "upd_cycles", "upd_macs", "upd_neurons")
 
 
+@dataclass(frozen=True)
+class PhaseKeys:
+    """Phases as two arrays, each phase's step and op (-1: every op, layer_pipelined): a run's
+    tens of thousands of (step, op) tuples would keep Python's garbage collector busy (a full
+    collection took 0.1 s in a run on the benchmark). Slicing gives PhaseKeys; an index or
+    iteration gives (step, op or None) tuples."""
+
+    step: np.ndarray
+    op: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def __getitem__(self, i):
+        if isinstance(i, (int, np.integer)):
+            return int(self.step[i]), None if self.op[i] < 0 else int(self.op[i])
+        return PhaseKeys(self.step[i], self.op[i])
+
+    def __iter__(self):
+        return ((t, None if i < 0 else i) for t, i in zip(self.step.tolist(), self.op.tolist()))
+
+
 def key_arrays(keys) -> tuple[np.ndarray, np.ndarray]:
-    """Phase keys (step, op or None) as two arrays: steps, and ops with -1 for None."""
+    """Phase keys (PhaseKeys, or (step, op or None) tuples) as two arrays: steps, and ops with
+    -1 for None."""
+    if isinstance(keys, PhaseKeys):
+        return keys.step.astype(np.int64, copy=False), keys.op.astype(np.int64, copy=False)
     return (np.array([t for t, _ in keys], dtype=np.int64),
             np.array([-1 if i is None else i for _, i in keys], dtype=np.int64))
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .components import registry
 from .errors import InputError
-from .mapping import Mapping, key_arrays
+from .mapping import Mapping, PhaseKeys, key_arrays
 from .phase import COUNTERS, N_COUNTERS
 
 # What a run accumulates: the engines' counters plus `sync`, the part of each PE's barrier wait
@@ -44,7 +44,7 @@ class Accumulator:
     n_pe: int
     n_ops: int
     steps: int
-    keys: list  # (step, op or None) per phase, in execution order
+    keys: PhaseKeys  # every phase, in execution order
 
     def __post_init__(self):
         n, N = len(self.keys), len(RUN_COUNTERS)
@@ -213,7 +213,7 @@ def run(trace: Trace, arch, *, engine: str = "fast", steps: int | None = None, j
         trace = trace.head(min(steps, trace.steps))
     worker = _Worker(trace, arch, engine)  # validates the placement before any work starts
     mapping = worker.mapping
-    keys = mapping.phase_keys(trace.steps)
+    keys = mapping.phase_key_arrays(trace.steps)
     if engine == "fast":  # identical phases (a dense op's steps) are simulated once and copied
         sims, copy_of = mapping.distinct(keys)
     else:  # the detailed engine is the oracle: it simulates every phase
@@ -266,7 +266,8 @@ def _bounds(n: int, engine: str, jobs: int) -> list[int]:
     return bounds
 
 
-def _plan(sims: list, copy_of: np.ndarray, steps: np.ndarray, bounds: list[int]) -> list[tuple]:
+def _plan(sims: PhaseKeys, copy_of: np.ndarray, steps: np.ndarray,
+          bounds: list[int]) -> list[tuple]:
     """The batches of simulated phases ``sims[bounds[i]:bounds[i + 1]]``, in order, each as (the
     job for a worker, the phases that it stands for, how many phases from the start are known
     once it is done). ``sims`` is in order of first appearance: simulated phase d first appears

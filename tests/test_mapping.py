@@ -136,3 +136,9 @@ def test_distinct_phases_are_the_same_work(arch, variant, density, mode):
     assert len({next(iter(v)) for v in channels.values()}) == len(distinct)  # all different
     if mode == "op_by_op":
         assert all(distinct[copies[q]][1] == i for q, (_, i) in enumerate(keys))
+    arrays = m.phase_key_arrays(trace.steps)  # what a run uses: the same phases as arrays
+    assert list(arrays) == keys and [arrays[q] for q in range(len(keys))] == keys
+    as_arrays, same_copies = m.distinct(arrays)
+    assert list(as_arrays) == distinct and np.array_equal(same_copies, copies)
+    assert all(np.array_equal(getattr(m.batch(as_arrays[2:5]), f),
+                              getattr(m.batch(distinct[2:5]), f)) for f in fields)
