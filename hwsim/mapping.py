@@ -259,7 +259,7 @@ class Mapping:
             return PhaseKeys(np.repeat(np.arange(steps), n_ops), np.tile(np.arange(n_ops), steps))
         return PhaseKeys(np.arange(steps), np.full(steps, -1))
 
-    def batch(self, keys: list[tuple[int, int | None]]) -> PhaseBatch:
+    def batch(self, keys: list[tuple[int, int | None]] | PhaseKeys) -> PhaseBatch:
         """The phases of `keys` as one compact PhaseBatch, built with whole-array numpy
         operations: packets point into per-op cost tables instead of copying them per pair.
 
@@ -297,7 +297,8 @@ class Mapping:
             *(upd[f] for f in _UPDATES), extra, op_of, pair_lo=pair_lo,
         )
 
-    def distinct(self, keys: list[tuple[int, int | None]]) -> tuple[list, np.ndarray]:
+    def distinct(self, keys: list[tuple[int, int | None]] | PhaseKeys
+                 ) -> tuple[list | PhaseKeys, np.ndarray]:
         """The distinct phases among `keys`, in order of first appearance, and for each key the
         index of its distinct phase. Phases that run the same op (or, layer_pipelined, every
         op) on the same input channels are the same work with the same counts, so an engine
@@ -408,7 +409,7 @@ class Mapping:
         out = np.stack([weighted[:, a:b].sum(axis=1) for a, b in zip(first[:-1], first[1:])])
         if not self.multicast:  # one packet per destination
             out[:, 0] = out[:, 1]
-        return out.reshape(len(self.places), 5)
+        return out
 
     def _update_table(self, field: str) -> np.ndarray:
         """Per-op update arrays stacked [n_ops + 1, ...], the last row for all ops together."""
