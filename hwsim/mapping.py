@@ -309,10 +309,11 @@ class Mapping:
         op_of = np.concatenate([ops[~every], np.repeat(np.arange(n_ops), every.sum())])
         step_of = np.concatenate([steps[~every], np.tile(steps[every], n_ops)])
         ids = self._channel_sets(op_of, step_of)
+        single = len(keys) - int(every.sum())  # ids: the one-op phases', then every op's
         codes = np.empty(len(keys), np.int64)
-        codes[~every] = ids[:len(ids) - n_ops * every.sum()]
+        codes[~every] = ids[:single]
         if every.any():
-            sets = ids[len(codes) - every.sum():].reshape(n_ops, -1)
+            sets = ids[single:].reshape(n_ops, -1)
             _, shared = np.unique(sets.T, axis=0, return_inverse=True)
             codes[every] = ids.max() + 1 + shared.ravel()
         _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
