@@ -973,7 +973,9 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         L = dst_ptr[k + 1] - dst_ptr[k]
         j1 = j0 + L
         found = -1
-        if L == 1:
+        if _LEAN_FULL and ng > 0:
+            found = 0  # every packet goes to every PE: one group
+        elif L == 1:
             found = g_one[dst[j0]]  # one destination: its group, if it has one yet
         else:
             for ci in range(ncache):
@@ -1708,21 +1710,22 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     pool = np.zeros(maxpool, np.int64)
     ps = np.zeros(n_pe * LNF, np.int64)
     stamp = np.zeros(n_pe + 1, np.int64)
-    tmp2 = np.zeros(maxev, np.int64)
-    lnext = np.zeros(maxev, np.int64)
+    # (np.empty: scratch that is written before it is read)
+    tmp2 = np.empty(maxev, np.int64)
+    lnext = np.empty(maxev, np.int64)
     rhead = np.zeros(n_pe + 1, np.int64)
     touched = np.zeros(n_pe + 1, np.int64)
-    ev_val = np.zeros(maxev, np.int64)
-    ev_next = np.zeros(maxev, np.int64)
+    ev_val = np.empty(maxev, np.int64)
+    ev_next = np.empty(maxev, np.int64)
     H = 1 << ring_bits
     mask = H - 1
     bh = np.full(H * LCLS, -1, np.int64)
     bcnt = np.zeros(H, np.int64)
-    ov_t = np.zeros(maxev, np.int64)
-    ov_c = np.zeros(maxev, np.int64)
-    ov_v = np.zeros(maxev, np.int64)
-    tmp = np.zeros(maxev, np.int64)
-    tmp3 = np.zeros(maxev, np.int64)
+    ov_t = np.empty(maxev, np.int64)
+    ov_c = np.empty(maxev, np.int64)
+    ov_v = np.empty(maxev, np.int64)
+    tmp = np.empty(maxev, np.int64)
+    tmp3 = np.empty(maxev, np.int64)
     cflag = np.zeros(n_pe + 1, np.int64)
     prc = np.zeros(2 * n_pe, np.int64)
     for p in range(n_pe):
