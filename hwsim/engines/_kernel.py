@@ -973,9 +973,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
         L = dst_ptr[k + 1] - dst_ptr[k]
         j1 = j0 + L
         found = -1
-        if _LEAN_FULL and ng > 0:
-            found = 0  # every packet goes to every PE: one group
-        elif L == 1:
+        if L == 1:
             found = g_one[dst[j0]]  # one destination: its group, if it has one yet
         else:
             for ci in range(ncache):
