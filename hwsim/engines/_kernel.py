@@ -8,9 +8,10 @@ How the rules become a fast exact loop
 --------------------------------------
 * **Bucket queue over cycles.** Future work is kept as events in a ring of ``H`` cycle buckets
   (events further than ``H`` cycles ahead wait in a small overflow heap). The loop jumps from one
-  non-empty cycle to the next (the lean kernel keeps the heads filed for the next cycle, most
-  of them, in a flat array instead). Inside a cycle, four event classes are handled in a fixed
-  order that realises the rules' same-cycle ordering:
+  non-empty cycle to the next. (The lean kernel files the router heads due in the next 31
+  cycles, most of them, in a wheel of flat per-cycle arrays instead of the buckets' linked lists:
+  no pointer chasing when a cycle gathers them.) Inside a cycle, four event classes are handled
+  in a fixed order that realises the rules' same-cycle ordering:
 
   0. ``RET``     credit returns (T2: a credit returned in cycle t can be taken in cycle t);
   1. ``HEAD``    a source's next packet reaches the head (T1), then all sends of the cycle, in
@@ -807,6 +808,7 @@ def _phase(tim, n_pe, kb, ke, dst_ptr, src, flits, dst, reads, cyc, macs, acs,
 # (fault flags: see FAULT_* at the top)
 L_WAKE, L_HEAD, L_REQ = 0, 1, 2
 LCLS = 3
+WHEEL = 32  # heads due within this many cycles skip the buckets' lists (a power of two)
 # Per-PE state of the lean kernel, one row of LNF words per PE (ps[p * LNF + F_...]):
 # ejection port free-at, events entered, offset of the PE's events in ents and pops, core
 # free-at, credits back / available, a WAKE pending at (or -1), waiting for the next entry, head
@@ -851,14 +853,21 @@ def _lpush(tt, cls, val, cur, mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
 
 
 @njit_inline
-def _rpush(tt, val, t, mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n):
-    """File a head at a router (class REQ) for cycle tt: most go to the next cycle, whose heads
-    are kept in a flat array ``hn`` (``nn`` of them) instead of the bucket's list.
+def _rpush(tt, val, t, mask, wh, wn, nn, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n):
+    """File a head at a router (class REQ) for cycle tt > t: the next WHEEL - 1 cycles' heads
+    are appended to flat arrays (cycle tt's: ``wh`` from ``wn[tt % WHEEL]`` on; the next
+    cycle's, most of them, from ``nn`` on, a register), later ones to the bucket's list.
     Returns (nev, ov_n, nn, number filed in the ring)."""
     if tt == t + 1:
-        hn[nn] = val
+        wh[nn] = val
         bcnt[tt & mask] += 1
         return nev, ov_n, nn + 1, 1
+    if tt - t < WHEEL:
+        w = tt & (WHEEL - 1)
+        wh[wn[w]] = val
+        wn[w] += 1
+        bcnt[tt & mask] += 1
+        return nev, ov_n, nn, 1
     nev, ov_n, x = _lpush(tt, L_REQ, val, t, mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                           nev, ov_n)
     return nev, ov_n, nn, x
@@ -883,7 +892,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
     and every pair index below is a table row. ``rlx``: SRAM read latency - 1 (as in ``svt``)."""
     (order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one, g_fail, g_fsrc,
      g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next, bh, bcnt, ov_t, ov_c,
-     ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp, prc, busy_tab) = scratch
+     ov_v, wh, wn, tmp2, lnext, rhead, touched, cflag, stamp, prc, busy_tab) = scratch
     rows = tim[T_ROWS]
     cols = tim[T_COLS]
     depth = tim[T_DEPTH]
@@ -1079,6 +1088,10 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
     bus_free = 0
     ncand = 0
     cfirst = n_pe
+    wcap = wh.shape[0] // WHEEL  # (heads of one cycle: at most five per router)
+    for w in range(WHEEL):
+        wn[w] = w * wcap
+    nn = wn[1]
     unblocked = True
     for p in range(n_pe):
         if ps[p * LNF + F_TOT] > depth:
@@ -1091,9 +1104,9 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 # first try, so source s sends its i-th packet in cycle i (T1), without events
                 for pos in range(sp_ptr[s], sp_end[s]):
                     if rk[pos * RKF + RK_J1] > rk[pos * RKF + RK_J0]:
-                        nev, ov_n, x = _lpush(pos - sp_ptr[s] + 1, L_REQ, (pos << 18) + s, 0,
-                                              mask, bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
-                                              nev, ov_n)
+                        nev, ov_n, nn, x = _rpush(pos - sp_ptr[s] + 1, (pos << 18) + s, 0, mask,
+                                                  wh, wn, nn, bh, bcnt, ev_val, ev_next, ov_t,
+                                                  ov_c, ov_v, nev, ov_n)
                         ring_n += x
                 sp_ptr[s] = sp_end[s]
                 continue
@@ -1101,12 +1114,10 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
             ncand += 1
             if s < cfirst:
                 cfirst = s
-    hc = tmp  # this cycle's heads filed for it in the previous cycle (nc), then the bucket's
-    hn = tmp3  # the next cycle's (nn)
-    nc = 0
-    nn = 0
+    wn[1] = nn
     t = 0
     while True:
+        nn = wn[(t + 1) & (WHEEL - 1)]  # the next cycle's heads so far (committed below)
         slot = t & mask
         base = slot * LCLS
         # -- class 0: a credit returns to a queue that blocked groups wait on -----------------
@@ -1229,7 +1240,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     ncand += 1
             rk[b + RK_CW] = t - head_t[s]
             if j1 > j0:
-                nev, ov_n, nn, x = _rpush(t + 1, (pos << 18) + s, t, mask, hn, nn, bh, bcnt,
+                nev, ov_n, nn, x = _rpush(t + 1, (pos << 18) + s, t, mask, wh, wn, nn, bh, bcnt,
                                           ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n)
                 ring_n += x
             sp_ptr[s] = pos + 1
@@ -1242,23 +1253,27 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
 
         # -- class 2: heads at routers / bus, in (source, k) rank order (T3, T4) --------------
         e = bh[base + L_REQ]
-        if e >= 0 or nc > 0:
+        w = t & (WHEEL - 1)
+        hb = w * wcap  # this cycle's heads: wh[hb:hb + n]
+        n = wn[w] - hb
+        if e >= 0 or n > 0:
+            wn[w] = hb
             bh[base + L_REQ] = -1
-            n = nc
             while e >= 0:
-                hc[n] = ev_val[e]
+                wh[hb + n] = ev_val[e]
                 n += 1
                 e = ev_next[e]
             bcnt[slot] -= n
             ring_n -= n
-            heads = hc
+            heads = wh
+            ho = hb
             if _LEAN_MESH and fault != FAULT_TIEBREAK:
                 # only heads at the same router compete (their links and ejection port): file
                 # them per router, each router's few heads in rank order, and process router by
                 # router (heads at different routers touch disjoint state)
                 nr = 0
                 for i in range(n):
-                    v = hc[i]
+                    v = wh[hb + i]
                     r = v & 0xFFFF
                     if stamp[r] != t:
                         stamp[r] = t
@@ -1268,12 +1283,12 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         nr += 1
                     else:
                         h = rhead[r]
-                        if v < hc[h]:
+                        if v < wh[hb + h]:
                             lnext[i] = h
                             rhead[r] = i
                         else:
                             pv = h
-                            while lnext[pv] >= 0 and hc[lnext[pv]] < v:
+                            while lnext[pv] >= 0 and wh[hb + lnext[pv]] < v:
                                 pv = lnext[pv]
                             lnext[i] = lnext[pv]
                             lnext[pv] = i
@@ -1282,29 +1297,30 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     for ri in range(nr):
                         i = rhead[touched[ri]]
                         while i >= 0:
-                            tmp2[m] = hc[i]
+                            tmp2[m] = wh[hb + i]
                             m += 1
                             i = lnext[i]
                     heads = tmp2
+                    ho = 0
             elif n > 1:
                 # the bus and the ejection ports it feeds: all heads in rank order
                 if n > 24:
-                    hc[:n].sort()
+                    wh[hb:hb + n].sort()
                 else:
-                    for i in range(1, n):
-                        x = hc[i]
+                    for i in range(hb + 1, hb + n):
+                        x = wh[i]
                         j = i - 1
-                        while j >= 0 and hc[j] > x:
-                            hc[j + 1] = hc[j]
+                        while j >= hb and wh[j] > x:
+                            wh[j + 1] = wh[j]
                             j -= 1
-                        hc[j + 1] = x
+                        wh[j + 1] = x
                 if fault == FAULT_TIEBREAK:
                     for i in range(n // 2):
-                        x = hc[i]
-                        hc[i] = hc[n - 1 - i]
-                        hc[n - 1 - i] = x
+                        x = wh[hb + i]
+                        wh[hb + i] = wh[hb + n - 1 - i]
+                        wh[hb + n - 1 - i] = x
             for i in range(n):
-                v = heads[i]
+                v = heads[ho + i]
                 pos = v >> 18
                 r = v & 0xFFFF
                 b = pos * RKF
@@ -1339,7 +1355,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                         if g < t:
                             g = t
                         ps[lid] = g + f
-                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + nxr, t, mask, hn, nn,
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + nxr, t, mask, wh, wn, nn,
                                                   bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                                   nev, ov_n)
                         ring_n += x
@@ -1361,9 +1377,9 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if g < t:
                                 g = t
                             ps[lid] = g + f
-                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r + 1, t, mask, hn, nn,
-                                                      bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
-                                                      nev, ov_n)
+                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r + 1, t, mask, wh, wn,
+                                                      nn, bh, bcnt, ev_val, ev_next, ov_t, ov_c,
+                                                      ov_v, nev, ov_n)
                             ring_n += x
                         if rc <= sc and rk[b + RK_CMIN] < rc:
                             lid = pr + F_LINK + 1
@@ -1371,9 +1387,9 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             if g < t:
                                 g = t
                             ps[lid] = g + f
-                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r - 1, t, mask, hn, nn,
-                                                      bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
-                                                      nev, ov_n)
+                            nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + r - 1, t, mask, wh, wn,
+                                                      nn, bh, bcnt, ev_val, ev_next, ov_t, ov_c,
+                                                      ov_v, nev, ov_n)
                             ring_n += x
                     # the rows of the packet's destinations in this column (all, for a broadcast)
                     full = _LEAN_FULL or j1 - j0 == n_pe
@@ -1390,7 +1406,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             g = t
                         ps[lid] = g + f
                         nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + (1 << 16) + r - cols, t,
-                                                  mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t,
+                                                  mask, wh, wn, nn, bh, bcnt, ev_val, ev_next, ov_t,
                                                   ov_c, ov_v, nev, ov_n)
                         ring_n += x
                     if d != 1 and bot > rr:
@@ -1400,7 +1416,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             g = t
                         ps[lid] = g + f
                         nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + (2 << 16) + r + cols, t,
-                                                  mask, hn, nn, bh, bcnt, ev_val, ev_next, ov_t,
+                                                  mask, wh, wn, nn, bh, bcnt, ev_val, ev_next, ov_t,
                                                   ov_c, ov_v, nev, ov_n)
                         ring_n += x
                     # is router r's PE a destination?
@@ -1433,7 +1449,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                             g = t
                         bus_free = g + f
                         out[ob + s, C_FLITS] += f
-                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + n_pe, t, mask, hn, nn,
+                        nev, ov_n, nn, x = _rpush(g + hop, (pos << 18) + n_pe, t, mask, wh, wn, nn,
                                               bh, bcnt, ev_val, ev_next, ov_t, ov_c, ov_v,
                                               nev, ov_n)
                         ring_n += x
@@ -1478,11 +1494,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                                               ev_next, ov_t, ov_c, ov_v, nev, ov_n)
                         ring_n += y
 
-        x = hc
-        hc = hn
-        hn = x
-        nc = nn
-        nn = 0
+        wn[(t + 1) & (WHEEL - 1)] = nn
         # -- jump to the next non-empty cycle, filing overflow work that comes into range ----
         t += 1
         while True:
@@ -1722,8 +1734,9 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     ov_t = np.empty(maxev, np.int64)
     ov_c = np.empty(maxev, np.int64)
     ov_v = np.empty(maxev, np.int64)
-    tmp = np.empty(maxev, np.int64)
-    tmp3 = np.empty(maxev, np.int64)
+    wcap = min(5 * n_pe + 8, maxev)  # heads in one cycle: at most one per link in and the PE's
+    wh = np.empty(WHEEL * wcap, np.int64)
+    wn = np.zeros(WHEEL, np.int64)
     cflag = np.zeros(n_pe + 1, np.int64)
     prc = np.zeros(2 * n_pe, np.int64)
     for p in range(n_pe):
@@ -1742,7 +1755,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
         svt[r] = sv
     scratch = (order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
                g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next,
-               bh, bcnt, ov_t, ov_c, ov_v, tmp, tmp2, tmp3, lnext, rhead, touched, cflag, stamp,
+               bh, bcnt, ov_t, ov_c, ov_v, wh, wn, tmp2, lnext, rhead, touched, cflag, stamp,
                prc, busy_tab)
     ldp = np.zeros(maxk + 1, np.int64)
     # the copy for each phase: 0 every packet goes to one PE, 1 to every PE (a packet's
