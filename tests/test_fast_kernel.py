@@ -426,6 +426,38 @@ def test_fast_equals_detailed_private_sram(block):
         assert a == b, f"seed {seed}: {a.diff(b)}"
 
 
+def one_set_case(seed: int) -> tuple[Timing, Phase]:
+    """Every packet to the same destinations (a linear op's phase: all PEs, or some), more packets
+    than a queue holds, private SRAMs: the lean kernel's one-destination-set credit check."""
+    rng = np.random.default_rng(seed)
+    tm = random_timing(rng)
+    tm = Timing(**{**tm.__dict__, "sharing": 1, "queue_depth": int(rng.integers(1, 5))})
+    n = tm.n_pe
+    ds = np.arange(n) if rng.random() < 0.5 else np.sort(
+        rng.choice(n, int(rng.integers(1, n + 1)), replace=False))
+    K = int(rng.integers(tm.queue_depth + 1, 4 * tm.queue_depth + 12))
+    J = K * len(ds)
+    src = np.sort(rng.integers(0, n, K)) if rng.random() < 0.3 else rng.integers(0, n, K)
+    flits = np.full(K, int(rng.integers(1, 3))) if rng.random() < 0.7 else rng.integers(1, 4, K)
+    act = rng.random(n) < 0.5
+    return tm, Phase(n, src, flits, np.arange(K + 1) * len(ds), np.tile(ds, K),
+                     rng.integers(0, 6, J), rng.integers(0, 4, J), rng.integers(0, 5, J),
+                     rng.integers(0, 5, J), rng.integers(0, 5, n) * act, rng.integers(0, 5, n),
+                     rng.integers(0, 5, n) * act, rng.integers(0, 4, n), rng.integers(0, 4, n))
+
+
+@needs_detailed
+@pytest.mark.parametrize("block", range(4))
+def test_fast_equals_detailed_one_destination_set(block):
+    """Phases whose packets all share their destinations (linear ops) take a credit check of
+    their own in the lean kernel: against the oracle, mesh and bus, queues 1-4 deep."""
+    for seed in range(5000 + 50 * block, 5000 + 50 * (block + 1)):
+        tm, ph = one_set_case(seed)
+        a = fast.run_phase(ph, tm)
+        b = detailed.run_phase(ph, tm)
+        assert a == b, f"seed {seed}: {a.diff(b)}"
+
+
 @needs_detailed
 def test_fast_equals_detailed_benchmark_trace_first_ops():
     """The realistic workload (hwsim.synth.benchmark_trace on archs/pe64.yaml): the first

@@ -59,7 +59,10 @@ the detailed engine):
   - *credits are counted lazily*: a credit check that finds a queue at zero takes back the
     returns of cycles ``<= t`` (``pop + credit_latency``) first; a blocked group is woken by one
     ``WAKE`` event at its queue's next return (known, or the pop of the next event to enter),
-    instead of one credit-return event per pop;
+    instead of one credit-return event per pop. When every packet of the phase has the same
+    destinations (a linear op's), every queue has taken one credit per send, so all have a
+    credit for send n (from 0) iff each has returned that of its event ``n - depth``: one global
+    return time per n (the latest queue's), found once, replaces the per-queue counts;
   - *heads are ordered per router* (mesh): heads at different routers touch disjoint units in
     the same cycle, so a cycle's heads are filed per router (at most five per router: four
     links in and the local PE) and only each router's heads are put in rank order; the bus is
@@ -892,7 +895,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
     and every pair index below is a table row. ``rlx``: SRAM read latency - 1 (as in ``svt``)."""
     (order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one, g_fail, g_fsrc,
      g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next, bh, bcnt, ov_t, ov_c,
-     ov_v, wh, wn, tmp2, lnext, rhead, touched, cflag, stamp, prc, busy_tab) = scratch
+     ov_v, wh, wn, tmp2, lnext, rhead, touched, cflag, stamp, prc, busy_tab, gret, garg) = scratch
     rows = tim[T_ROWS]
     cols = tim[T_COLS]
     depth = tim[T_DEPTH]
@@ -1046,6 +1049,10 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
             else:
                 gcache[found % gcache.shape[0]] = kl
         grp[kl] = found
+    one = ng == 1  # every packet has the same destinations
+    if one:
+        for x in range(K):
+            gret[x] = -1
     # one record per packet rank (source, k order): what the sends and the heads read
     for pos in range(K):
         kl = order[pos]
@@ -1087,6 +1094,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
     ov_n = 0
     bus_free = 0
     ncand = 0
+    nsent = 0
     cfirst = n_pe
     wcap = wh.shape[0] // WHEEL  # (heads of one cycle: at most five per router)
     for w in range(WHEEL):
@@ -1172,7 +1180,32 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 ok = False  # the group waits on a queue that still has no credit
             else:
                 fail = -1
-                for j in range(j0, j1):
+                m = nsent - depth
+                if one and m >= 0:
+                    # every packet goes to every queue of the one destination set, so all have a
+                    # credit iff each has returned the credit of its event m: at the m-th
+                    # global return, the latest of those, found once per m
+                    cm = gret[m]
+                    if cm < 0:
+                        late = -1
+                        for j in range(j0, j1):
+                            d = dst[j]
+                            pd = d * LNF
+                            if ps[pd + F_NREC] <= m:
+                                fail = d  # its event m has not entered yet
+                                break
+                            x = pops[ps[pd + F_OFF] + m]
+                            if x > late:
+                                late = x
+                                garg[m] = d
+                        if fail < 0:
+                            cm = late + clat
+                            gret[m] = cm
+                    if fail < 0 and cm > t:
+                        fail = garg[m]
+                    if fail >= 0:
+                        ps[fail * LNF + F_NRET] = m  # the return the group waits for
+                for j in range(j0, j0 if one else j1):
                     pd = dst[j] * LNF
                     if ps[pd + F_CRED] == 0:
                         # take back the credits returned by cycle t
@@ -1239,6 +1272,7 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                     cflag[h] = 1
                     ncand += 1
             rk[b + RK_CW] = t - head_t[s]
+            nsent += 1
             if j1 > j0:
                 nev, ov_n, nn, x = _rpush(t + 1, (pos << 18) + s, t, mask, wh, wn, nn, bh, bcnt,
                                           ev_val, ev_next, ov_t, ov_c, ov_v, nev, ov_n)
@@ -1756,7 +1790,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     scratch = (order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
                g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next,
                bh, bcnt, ov_t, ov_c, ov_v, wh, wn, tmp2, lnext, rhead, touched, cflag, stamp,
-               prc, busy_tab)
+               prc, busy_tab, np.zeros(maxk, np.int64), np.zeros(maxk, np.int64))
     ldp = np.zeros(maxk + 1, np.int64)
     # the copy for each phase: 0 every packet goes to one PE, 1 to every PE (a packet's
     # destinations are distinct), 2 other
