@@ -1180,51 +1180,53 @@ def _phase_lean(tim, n_pe, kb, ke, dst_ptr, src, flits, plo, dst, reads, cyc, ma
                 ok = False  # the group waits on a queue that still has no credit
             else:
                 fail = -1
-                m = nsent - depth
-                if one and m >= 0:
-                    # every packet goes to every queue of the one destination set, so all have a
-                    # credit iff each has returned the credit of its event m: at the m-th
-                    # global return, the latest of those, found once per m
-                    cm = gret[m]
-                    if cm < 0:
-                        late = -1
-                        for j in range(j0, j1):
-                            d = dst[j]
-                            pd = d * LNF
-                            if ps[pd + F_NREC] <= m:
-                                fail = d  # its event m has not entered yet
+                if one:
+                    m = nsent - depth
+                    if m >= 0:
+                        # every packet goes to every queue of the one destination set, so all
+                        # have a credit iff each has returned the credit of its event m: at the
+                        # m-th global return, the latest of those, found once per m
+                        cm = gret[m]
+                        if cm < 0:
+                            late = -1
+                            for j in range(j0, j1):
+                                d = dst[j]
+                                pd = d * LNF
+                                if ps[pd + F_NREC] <= m:
+                                    fail = d  # its event m has not entered yet
+                                    break
+                                x = pops[ps[pd + F_OFF] + m]
+                                if x > late:
+                                    late = x
+                                    garg[m] = d
+                            if fail < 0:
+                                cm = late + clat
+                                gret[m] = cm
+                        if fail < 0 and cm > t:
+                            fail = garg[m]
+                        if fail >= 0:
+                            ps[fail * LNF + F_NRET] = m  # the return the group waits for
+                else:
+                    for j in range(j0, j1):
+                        pd = dst[j] * LNF
+                        if ps[pd + F_CRED] == 0:
+                            # take back the credits returned by cycle t
+                            nret = ps[pd + F_NRET]
+                            nrec = ps[pd + F_NREC]
+                            o = ps[pd + F_OFF]
+                            c = 0
+                            while nret < nrec and pops[o + nret] + clat <= t:
+                                nret += 1
+                                c += 1
+                            ps[pd + F_NRET] = nret
+                            ps[pd + F_CRED] = c
+                            if c == 0:
+                                fail = dst[j]
+                                # give back the credits taken from the queues before this one
+                                for j2 in range(j0, j):
+                                    ps[dst[j2] * LNF + F_CRED] += 1
                                 break
-                            x = pops[ps[pd + F_OFF] + m]
-                            if x > late:
-                                late = x
-                                garg[m] = d
-                        if fail < 0:
-                            cm = late + clat
-                            gret[m] = cm
-                    if fail < 0 and cm > t:
-                        fail = garg[m]
-                    if fail >= 0:
-                        ps[fail * LNF + F_NRET] = m  # the return the group waits for
-                for j in range(j0, j0 if one else j1):
-                    pd = dst[j] * LNF
-                    if ps[pd + F_CRED] == 0:
-                        # take back the credits returned by cycle t
-                        nret = ps[pd + F_NRET]
-                        nrec = ps[pd + F_NREC]
-                        o = ps[pd + F_OFF]
-                        c = 0
-                        while nret < nrec and pops[o + nret] + clat <= t:
-                            nret += 1
-                            c += 1
-                        ps[pd + F_NRET] = nret
-                        ps[pd + F_CRED] = c
-                        if c == 0:
-                            fail = dst[j]
-                            # give back the credits taken from the queues before this one
-                            for j2 in range(j0, j):
-                                ps[dst[j2] * LNF + F_CRED] += 1
-                            break
-                    ps[pd + F_CRED] -= 1  # taken now: given back if a later queue has none
+                        ps[pd + F_CRED] -= 1  # taken now: given back if a later queue has none
                 if fail >= 0:
                     ok = False
                     g_fail[G] = t
@@ -1768,6 +1770,8 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     ov_t = np.empty(maxev, np.int64)
     ov_c = np.empty(maxev, np.int64)
     ov_v = np.empty(maxev, np.int64)
+    gret = np.empty(maxk, np.int64)  # (set in a phase that uses them)
+    garg = np.empty(maxk, np.int64)
     wcap = min(5 * n_pe + 8, maxev)  # heads in one cycle: at most one per link in and the PE's
     wh = np.empty(WHEEL * wcap, np.int64)
     wn = np.zeros(WHEEL, np.int64)
@@ -1790,7 +1794,7 @@ def _run_lean(tim, k_off, dst_ptr, pair_lo, src, flits, dst, reads, cyc, macs, a
     scratch = (order, grp, ents, pops, sp_ptr, sp_end, head_t, inlist, nxt, gcache, g_one,
                g_fail, g_fsrc, g_wait, g_head, g_wnext, gr, g_rm, rk, pool, ps, ev_val, ev_next,
                bh, bcnt, ov_t, ov_c, ov_v, wh, wn, tmp2, lnext, rhead, touched, cflag, stamp,
-               prc, busy_tab, np.zeros(maxk, np.int64), np.zeros(maxk, np.int64))
+               prc, busy_tab, gret, garg)
     ldp = np.zeros(maxk + 1, np.int64)
     # the copy for each phase: 0 every packet goes to one PE, 1 to every PE (a packet's
     # destinations are distinct), 2 other
